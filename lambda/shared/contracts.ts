@@ -1,0 +1,151 @@
+/**
+ * Wire contracts shared by the constructs, the gateway Lambda and the worker
+ * container. The constructs write these environment variables and the
+ * runtime reads them, so a name changed here changes both sides at once.
+ */
+
+/** Environment variables of the ModelGateway Lambda function. */
+export const GATEWAY_ENV = {
+  /** JSON of {@link GatewayRuntimeConfig}. */
+  config: 'AGENT_GATEWAY_CONFIG',
+} as const;
+
+/** Environment variables of every agent worker container. */
+export const WORKER_ENV = {
+  /** JSON of {@link WorkerRuntimeConfig}. */
+  config: 'AGENT_WORKER_CONFIG',
+  /** Name or ARN of the ModelGateway function. */
+  gatewayFunction: 'AGENT_GATEWAY_FUNCTION',
+  /** Name of the AgentMemory table. */
+  memoryTable: 'AGENT_MEMORY_TABLE',
+  /** URL of the task queue; set for background agents only. */
+  queueUrl: 'AGENT_QUEUE_URL',
+  /** TCP port of the HTTP server; realtime agents only. */
+  port: 'PORT',
+} as const;
+
+/** One Bedrock target: a region and a model id or inference profile id. */
+export interface ModelTarget {
+  readonly region: string;
+  readonly modelId: string;
+}
+
+/** Per-agent settings the gateway enforces. */
+export interface GatewayAgentConfig {
+  /** Ordered targets; the first is the primary. */
+  readonly route: ModelTarget[];
+  /** Ceiling for `maxTokens` on one model call. */
+  readonly maxTokensPerCall: number;
+}
+
+/** Configuration of the gateway function, passed as JSON in its environment. */
+export interface GatewayRuntimeConfig {
+  readonly agents: Record<string, GatewayAgentConfig>;
+}
+
+/** A tool as the worker sees it. */
+export interface WorkerToolConfig {
+  readonly name: string;
+  readonly description: string;
+  /** JSON Schema of the tool's input, as given to the model. */
+  readonly inputSchema: Record<string, unknown>;
+  /** `high` tools need a person's approval before they run. */
+  readonly impact: 'low' | 'high';
+  /** ARN or name of the Lambda function that runs the tool. */
+  readonly functionName: string;
+}
+
+/** How a realtime worker authenticates its callers. */
+export type WorkerAuthConfig =
+  | { readonly type: 'none' }
+  | {
+      readonly type: 'jwt';
+      readonly issuer: string;
+      readonly audience: string[];
+      readonly jwksUri: string;
+      /** Claim that holds the user id. */
+      readonly userClaim: string;
+    }
+  | {
+      /** The load balancer authenticated the caller and signed `x-amzn-oidc-data`. */
+      readonly type: 'alb-oidc';
+      /** Region of the load balancer, which selects its public key endpoint. */
+      readonly region: string;
+      /** ARN of the load balancer, which must match the token's `signer`. */
+      readonly loadBalancerArn?: string;
+      readonly userClaim: string;
+    };
+
+/** Configuration of one agent's worker, passed as JSON in its environment. */
+export interface WorkerRuntimeConfig {
+  readonly agent: string;
+  readonly mode: 'realtime' | 'background';
+  readonly systemPrompt: string;
+  readonly tools: WorkerToolConfig[];
+  readonly limits: {
+    readonly maxIterations: number;
+    readonly maxTokensPerTask: number;
+    readonly maxTokensPerCall: number;
+    readonly taskTimeoutSeconds: number;
+    /** Largest request body the realtime server accepts. */
+    readonly maxBodyBytes: number;
+  };
+  /** Days a memory item lives before it expires. */
+  readonly memoryTtlDays: number;
+  readonly auth: WorkerAuthConfig;
+  /** Largest number of messages a background worker handles at once. */
+  readonly concurrency: number;
+}
+
+/** Content block in the Converse message format, kept as plain JSON. */
+export type ContentBlock = Record<string, unknown>;
+
+/** One conversation turn in the Converse message format. */
+export interface ConverseMessage {
+  readonly role: 'user' | 'assistant';
+  readonly content: ContentBlock[];
+}
+
+/** Payload the worker sends to the gateway for one model call. */
+export interface GatewayRequest {
+  readonly requestId: string;
+  readonly agent: string;
+  /** Verified user id, or `anonymous`. */
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly system?: string;
+  readonly messages: ConverseMessage[];
+  readonly tools?: Array<{
+    readonly name: string;
+    readonly description: string;
+    readonly inputSchema: Record<string, unknown>;
+  }>;
+  readonly maxTokens?: number;
+  readonly temperature?: number;
+}
+
+/** Token counts of one model call. */
+export interface Usage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly totalTokens: number;
+}
+
+/** Successful gateway result. */
+export interface GatewayResponse {
+  readonly ok: true;
+  readonly requestId: string;
+  readonly output: ConverseMessage;
+  /** Converse stop reason: `end_turn`, `tool_use`, `max_tokens`, ... */
+  readonly stopReason: string;
+  readonly usage: Usage;
+  readonly target: ModelTarget;
+  readonly latencyMs: number;
+}
+
+/** Failed gateway result; `name` is the stable error name. */
+export interface GatewayErrorResponse {
+  readonly ok: false;
+  readonly requestId: string;
+  readonly error: { readonly name: string; readonly message: string };
+}

@@ -1,0 +1,96 @@
+/**
+ * Errors a caller of the gateway or an agent can see. Each has a stable
+ * `name` that clients match on, a message naming the value and the limit,
+ * and the request id.
+ */
+
+/** Base class of every runtime error this package raises on purpose. */
+export abstract class AgentStackError extends Error {
+  /** HTTP status the worker answers with when this error ends a request. */
+  public abstract readonly statusCode: number;
+
+  constructor(
+    message: string,
+    public readonly requestId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** Plain object for logs and response bodies; never includes the cause's stack. */
+  toJSON(): { name: string; message: string; requestId?: string } {
+    return { name: this.name, message: this.message, requestId: this.requestId };
+  }
+}
+
+/** The request is malformed: a missing field, a wrong type, a value out of range. */
+export class InvalidRequestError extends AgentStackError {
+  public override readonly name = 'InvalidRequestError';
+  public readonly statusCode = 400;
+}
+
+/** The caller presented no credentials, or credentials that failed verification. */
+export class UnauthorizedError extends AgentStackError {
+  public override readonly name = 'UnauthorizedError';
+  public readonly statusCode = 401;
+}
+
+/** The request body is larger than the agent accepts. */
+export class PayloadTooLargeError extends AgentStackError {
+  public override readonly name = 'PayloadTooLargeError';
+  public readonly statusCode = 413;
+}
+
+/** The model call failed and no target could serve it. */
+export class ModelCallError extends AgentStackError {
+  public override readonly name = 'ModelCallError';
+  public readonly statusCode = 502;
+
+  constructor(
+    message: string,
+    requestId: string | undefined,
+    /** Name of the underlying Bedrock exception, such as `ThrottlingException`. */
+    public readonly errorCode: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, requestId, options);
+  }
+}
+
+/** A tool failed or was refused; the agent loop reports it to the model as a tool error. */
+export class ToolError extends AgentStackError {
+  public override readonly name = 'ToolError';
+  public readonly statusCode = 502;
+}
+
+/** A high-impact tool was requested and no approval exists for it. */
+export class ApprovalRequiredError extends AgentStackError {
+  public override readonly name = 'ApprovalRequiredError';
+  public readonly statusCode = 403;
+}
+
+/** Work ran past its deadline. */
+export class TimeoutError extends AgentStackError {
+  public override readonly name = 'TimeoutError';
+  public readonly statusCode = 504;
+}
+
+/**
+ * Rebuilds a typed error from a gateway error response, so that the worker
+ * raises the same class the gateway raised.
+ */
+export function errorFromResponse(
+  error: { name: string; message: string },
+  requestId: string,
+): AgentStackError {
+  switch (error.name) {
+    case 'InvalidRequestError':
+      return new InvalidRequestError(error.message, requestId);
+    case 'UnauthorizedError':
+      return new UnauthorizedError(error.message, requestId);
+    case 'TimeoutError':
+      return new TimeoutError(error.message, requestId);
+    default:
+      return new ModelCallError(error.message, requestId, error.name);
+  }
+}

@@ -1,0 +1,233 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { z } from 'zod';
+import {
+  AgentStackConfig,
+  configSchema,
+  MAX_REALTIME_TASK_TIMEOUT_SECONDS,
+  MAX_VISIBILITY_TIMEOUT_SECONDS,
+  VISIBILITY_MARGIN_SECONDS,
+} from './config-schema';
+
+/** One problem found in a config, with the JSON path of the field. */
+export interface ConfigIssue {
+  /** JSON path such as `$.agents[1].scaling.minTasks`. */
+  readonly path: string;
+  readonly message: string;
+  /** The rejected value, when there is one. */
+  readonly value?: unknown;
+}
+
+/** Raised when a config fails validation; lists every problem at once. */
+export class ConfigError extends Error {
+  public override readonly name = 'ConfigError';
+
+  constructor(
+    public readonly issues: ConfigIssue[],
+    public readonly source = 'config',
+  ) {
+    super(
+      `Invalid ${source}:\n` +
+        issues.map((i) => `  ${i.path}: ${i.message}${formatValue(i.value)}`).join('\n'),
+    );
+  }
+}
+
+function formatValue(value: unknown): string {
+  if (value === undefined) return '';
+  const text = JSON.stringify(value);
+  const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return ` (got ${shown})`;
+}
+
+function jsonPath(segments: ReadonlyArray<PropertyKey>): string {
+  let result = '$';
+  for (const segment of segments) {
+    if (typeof segment === 'number') result += `[${segment}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(segment))) result += `.${String(segment)}`;
+    else result += `[${JSON.stringify(String(segment))}]`;
+  }
+  return result;
+}
+
+function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    message = `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove it or check its spelling`;
+    return { path: jsonPath(issue.path), message };
+  }
+  if (issue.code === 'invalid_union' && 'discriminator' in issue) {
+    message = `expected one of the documented variants of ${String(issue.discriminator)}`;
+  }
+  return { path: jsonPath(issue.path), message, value: issue.input };
+}
+
+/** Fargate memory sizes in MiB allowed for each CPU setting. */
+function allowedFargateMemory(cpu: number): { min: number; max: number; step: number } {
+  switch (cpu) {
+    case 256:
+      return { min: 512, max: 2_048, step: 512 };
+    case 512:
+      return { min: 1_024, max: 4_096, step: 1_024 };
+    case 1024:
+      return { min: 2_048, max: 8_192, step: 1_024 };
+    case 2048:
+      return { min: 4_096, max: 16_384, step: 1_024 };
+    case 4096:
+      return { min: 8_192, max: 30_720, step: 1_024 };
+    case 8192:
+      return { min: 16_384, max: 61_440, step: 4_096 };
+    default:
+      return { min: 32_768, max: 122_880, step: 8_192 };
+  }
+}
+
+/** Checks that span several fields, run after the schema has passed. */
+function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const add = (p: Array<string | number>, message: string, value?: unknown) =>
+    issues.push({ path: jsonPath(p), message, value });
+
+  if (config.account !== undefined && config.availabilityZones === undefined) {
+    add(['availabilityZones'], 'required when account is set, because the stack never looks zones up; list at least two zones of the region');
+  }
+  for (const [i, zone] of (config.availabilityZones ?? []).entries()) {
+    if (!zone.startsWith(config.region)) add(['availabilityZones', i], `expected a zone of region ${config.region}`, zone);
+  }
+  if (config.availabilityZones && config.availabilityZones.length < config.network.maxAzs) {
+    add(['network', 'maxAzs'], `is larger than the ${config.availabilityZones.length} zones listed in availabilityZones`, config.network.maxAzs);
+  }
+
+  const seenAgents = new Map<string, number>();
+  config.agents.forEach((agent, a) => {
+    const at = (...rest: Array<string | number>) => ['agents', a, ...rest];
+    const first = seenAgents.get(agent.name);
+    if (first !== undefined) add(at('name'), `duplicate agent name; agents[${first}] already uses it`, agent.name);
+    seenAgents.set(agent.name, a);
+
+    if (!(agent.route in config.routes)) {
+      add(at('route'), `no such route; expected one of ${Object.keys(config.routes).join(', ') || '(none defined)'}`, agent.route);
+    }
+
+    const seenTools = new Map<string, number>();
+    agent.tools.forEach((tool, t) => {
+      const previous = seenTools.get(tool.name);
+      if (previous !== undefined) add(at('tools', t, 'name'), `tool named twice in this agent; tools[${previous}] already uses it`, tool.name);
+      seenTools.set(tool.name, t);
+      if ('functionArn' in tool.handler && tool.policyStatements.length > 0) {
+        add(at('tools', t, 'policyStatements'), 'applies only to bundled tools (handler.entry); grant an existing function its permissions where it is defined');
+      }
+    });
+
+    const memory = allowedFargateMemory(agent.limits.cpu);
+    const mem = agent.limits.memoryMiB;
+    if (mem < memory.min || mem > memory.max || mem % memory.step !== 0) {
+      add(at('limits', 'memoryMiB'), `not valid with cpu ${agent.limits.cpu}; Fargate allows ${memory.min} to ${memory.max} in steps of ${memory.step}`, mem);
+    }
+    if (agent.limits.maxTokensPerCall > agent.limits.maxTokensPerTask) {
+      add(at('limits', 'maxTokensPerCall'), `exceeds maxTokensPerTask (${agent.limits.maxTokensPerTask})`, agent.limits.maxTokensPerCall);
+    }
+
+    const minTasks = agent.scaling.minTasks ?? (agent.mode === 'realtime' ? 1 : 0);
+    if (minTasks > agent.scaling.maxTasks) {
+      add(at('scaling', 'minTasks'), `exceeds maxTasks (${agent.scaling.maxTasks})`, minTasks);
+    }
+    agent.scaling.warmWindows.forEach((w, i) => {
+      if (w.minTasks > agent.scaling.maxTasks) add(at('scaling', 'warmWindows', i, 'minTasks'), `exceeds maxTasks (${agent.scaling.maxTasks})`, w.minTasks);
+    });
+
+    if (agent.mode === 'realtime') {
+      if (minTasks === 0) {
+        add(at('scaling', 'minTasks'), 'must be at least 1 for a realtime agent: with no task behind the load balancer there is no request metric to scale out on', 0);
+      }
+      if (agent.limits.taskTimeoutSeconds > MAX_REALTIME_TASK_TIMEOUT_SECONDS) {
+        add(at('limits', 'taskTimeoutSeconds'), `must be at most ${MAX_REALTIME_TASK_TIMEOUT_SECONDS} for a realtime agent, which answers within one HTTP request; use mode background for longer work`, agent.limits.taskTimeoutSeconds);
+      }
+    } else if (agent.limits.taskTimeoutSeconds + VISIBILITY_MARGIN_SECONDS > MAX_VISIBILITY_TIMEOUT_SECONDS) {
+      add(at('limits', 'taskTimeoutSeconds'), `must be at most ${MAX_VISIBILITY_TIMEOUT_SECONDS - VISIBILITY_MARGIN_SECONDS}, so that the queue visibility timeout (task timeout plus ${VISIBILITY_MARGIN_SECONDS} s) stays within the SQS maximum of 12 hours`, agent.limits.taskTimeoutSeconds);
+    }
+  });
+
+  const realtime = config.agents.filter((a) => a.mode === 'realtime');
+  if (realtime.length > 0 && config.endpoint === undefined) {
+    add(['endpoint'], `required because agent ${realtime[0].name} is realtime; set endpoint.auth`);
+  }
+  const auth = config.endpoint?.auth;
+  if (auth && (auth.type === 'cognito' || auth.type === 'oidc') && !config.endpoint?.certificateArn) {
+    add(['endpoint', 'certificateArn'], `required with auth type ${auth.type}, because the load balancer authenticates only on HTTPS listeners`);
+  }
+  if (auth && auth.type !== 'none' && realtime.length > 0 && config.network.natGateways === 0) {
+    add(['network', 'natGateways'], `must be at least 1 with auth type ${auth.type}: realtime tasks fetch the token signing keys over the internet`, 0);
+  }
+  if (config.gateway.inVpc && config.network.natGateways === 0) {
+    add(['network', 'natGateways'], 'must be at least 1 with gateway.inVpc, because Bedrock in other regions is reached through NAT', 0);
+  }
+  return issues;
+}
+
+/**
+ * Validates a config object, applies the documented defaults and returns
+ * the result. Raises {@link ConfigError} listing every problem.
+ *
+ * @param source names the input in the error message, such as a file path.
+ */
+export function validateConfig(input: unknown, source = 'config'): AgentStackConfig {
+  const parsed = configSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map(fromZodIssue), source);
+  }
+  const issues = crossFieldIssues(parsed.data);
+  if (issues.length > 0) throw new ConfigError(issues, source);
+  return parsed.data;
+}
+
+/**
+ * Reads a JSON config file and validates it. Relative tool entries are
+ * resolved against the folder of the file.
+ */
+export function loadConfig(file: string): AgentStackConfig {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(absolute, 'utf8');
+  } catch (error) {
+    throw new ConfigError([{ path: '$', message: `cannot read file: ${(error as Error).message}` }], absolute);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([{ path: '$', message: `invalid JSON: ${(error as Error).message}` }], absolute);
+  }
+  const config = validateConfig(json, absolute);
+  return resolveToolEntries(config, path.dirname(absolute));
+}
+
+/** Returns a copy of the config whose relative tool entry paths are absolute. */
+export function resolveToolEntries(config: AgentStackConfig, baseDir: string): AgentStackConfig {
+  return {
+    ...config,
+    agents: config.agents.map((agent) => ({
+      ...agent,
+      tools: agent.tools.map((tool) =>
+        'entry' in tool.handler
+          ? { ...tool, handler: { entry: path.resolve(baseDir, tool.handler.entry) } }
+          : tool,
+      ),
+    })),
+  };
+}
+
+/** Queue visibility timeout for a background agent, derived from its task timeout. */
+export function visibilityTimeoutSeconds(taskTimeoutSeconds: number): number {
+  return taskTimeoutSeconds + VISIBILITY_MARGIN_SECONDS;
+}
+
+export type {
+  AgentConfig,
+  AgentStackConfig,
+  AgentStackConfigInput,
+  AuthConfig,
+  ModelTargetConfig,
+  ToolConfig,
+} from './config-schema';

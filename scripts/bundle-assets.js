@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Bundles the library's own Lambda handlers and the worker into dist/assets,
+// so that an app using the package needs neither esbuild nor Docker to synth.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const esbuild = require('esbuild');
+
+const root = path.resolve(__dirname, '..');
+const outRoot = path.join(root, 'dist', 'assets');
+
+// Lambda runs the newest Node.js runtime the CDK knows and the worker image
+// ships Node.js 24, so the bundles may use syntax of Node.js 22 and later.
+const assets = [
+  { name: 'gateway', entry: 'lambda/gateway/index.ts' },
+  { name: 'worker', entry: 'lambda/worker/main.ts', extra: ['lambda/worker/Dockerfile'] },
+];
+
+async function main() {
+  for (const asset of assets) {
+    const outDir = path.join(outRoot, asset.name);
+    fs.rmSync(outDir, { recursive: true, force: true });
+    await esbuild.build({
+      entryPoints: [path.join(root, asset.entry)],
+      outfile: path.join(outDir, 'index.js'),
+      bundle: true,
+      platform: 'node',
+      target: 'node22',
+      format: 'cjs',
+      minify: false,
+      sourcemap: false,
+      legalComments: 'none',
+      logLevel: 'warning',
+    });
+    for (const file of asset.extra ?? []) {
+      fs.copyFileSync(path.join(root, file), path.join(outDir, path.basename(file)));
+    }
+  }
+}
+
+main().catch((error) => {
+  console.error(error.message);
+  process.exit(1);
+});
