@@ -1,0 +1,105 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { AgentServiceProps } from './agent-service';
+
+/** Longest visibility timeout SQS accepts: 12 hours. */
+const MAX_VISIBILITY = Duration.hours(12);
+
+/** Seconds between the task timeout and the visibility timeout. */
+const VISIBILITY_MARGIN_SECONDS = 60;
+
+/**
+ * Most steps one policy gets; Application Auto Scaling rejects policies
+ * with more than 20 step adjustments.
+ */
+const MAX_SCALE_OUT_STEPS = 19;
+
+/** Throws on props that cannot make a working service, naming the prop and the fix. */
+export function validateProps(
+  props: AgentServiceProps,
+  resolved: { realtime: boolean; taskTimeout: Duration; minTasks: number; maxTasks: number },
+): void {
+  const name = `AgentService ${props.agentName}`;
+  const { realtime, taskTimeout, minTasks, maxTasks } = resolved;
+  if (!/^[a-z][a-z0-9-]{0,29}$/.test(props.agentName)) {
+    throw new Error(`${name}: agentName must be lower-case letters, digits and -, starting with a letter, at most 30 characters.`);
+  }
+  if (realtime && !props.endpoint) {
+    throw new Error(`${name}: a realtime agent needs endpoint; pass an AgentEndpoint or use mode background.`);
+  }
+  if (!realtime && props.endpoint) {
+    throw new Error(`${name}: endpoint applies to realtime agents only; remove it or use mode realtime.`);
+  }
+  if (realtime && (props.maxReceiveCount !== undefined || props.queueRetention !== undefined || props.backlogPerTask !== undefined)) {
+    throw new Error(`${name}: maxReceiveCount, queueRetention and backlogPerTask apply to background agents only.`);
+  }
+  if (!Token.isUnresolved(minTasks) && !Token.isUnresolved(maxTasks)) {
+    if (!Number.isInteger(minTasks) || minTasks < 0) {
+      throw new Error(`${name}: minTasks must be a whole number of 0 or more (got ${minTasks}).`);
+    }
+    if (!Number.isInteger(maxTasks) || maxTasks < 1) {
+      throw new Error(`${name}: maxTasks must be a whole number of 1 or more (got ${maxTasks}).`);
+    }
+    if (minTasks > maxTasks) {
+      throw new Error(`${name}: minTasks (${minTasks}) exceeds maxTasks (${maxTasks}); raise maxTasks or lower minTasks.`);
+    }
+    if (realtime && minTasks === 0) {
+      throw new Error(`${name}: minTasks must be at least 1 for a realtime agent, because with no task behind the load balancer there is no request metric to scale out on.`);
+    }
+  }
+  const timeoutSeconds = taskTimeout.toSeconds();
+  if (!realtime && timeoutSeconds + VISIBILITY_MARGIN_SECONDS > MAX_VISIBILITY.toSeconds()) {
+    throw new Error(`${name}: taskTimeout of ${timeoutSeconds} s leaves no room for the ${VISIBILITY_MARGIN_SECONDS} s visibility margin within the SQS maximum of 12 hours; use at most ${MAX_VISIBILITY.toSeconds() - VISIBILITY_MARGIN_SECONDS} s.`);
+  }
+  for (const [i, window] of (props.warmWindows ?? []).entries()) {
+    if (window.minTasks > maxTasks) {
+      throw new Error(`${name}: warmWindows[${i}].minTasks (${window.minTasks}) exceeds maxTasks (${maxTasks}).`);
+    }
+  }
+}
+
+/** Visible plus in-flight messages: the work a background agent holds or has yet to start. */
+export function backlogMetric(queue: sqs.IQueue): cloudwatch.IMetric {
+  const options = { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM };
+  return new cloudwatch.MathExpression({
+    expression: 'visible + inFlight',
+    label: 'Backlog',
+    period: Duration.minutes(1),
+    usingMetrics: {
+      visible: queue.metricApproximateNumberOfMessagesVisible(options),
+      inFlight: queue.metricApproximateNumberOfMessagesNotVisible(options),
+    },
+  });
+}
+
+/**
+ * Step scaling intervals in exact task counts: no backlog scales to
+ * `minTasks`, and a backlog of `b` runs `ceil(b / backlogPerTask)` tasks,
+ * so the first step starts at one message even when `minTasks` is 0. With
+ * more than {@link MAX_SCALE_OUT_STEPS} task counts the steps are spread
+ * evenly and each covers a range of backlog.
+ */
+export function backlogScalingSteps(options: {
+  minTasks: number;
+  maxTasks: number;
+  backlogPerTask: number;
+}): appscaling.ScalingInterval[] {
+  const { minTasks, maxTasks, backlogPerTask } = options;
+  const counts = new Set<number>([1]);
+  if (maxTasks <= MAX_SCALE_OUT_STEPS) {
+    for (let tasks = 2; tasks <= maxTasks; tasks++) counts.add(tasks);
+  } else {
+    for (let i = 1; i < MAX_SCALE_OUT_STEPS; i++) {
+      counts.add(Math.ceil((i * maxTasks) / (MAX_SCALE_OUT_STEPS - 1)));
+    }
+  }
+  const steps: appscaling.ScalingInterval[] = [{ upper: 0, change: minTasks }];
+  let lower = 1;
+  for (const tasks of [...counts].sort((a, b) => a - b)) {
+    steps.push({ lower, change: Math.max(tasks, minTasks) });
+    lower = tasks * backlogPerTask + 1;
+  }
+  return steps;
+}

@@ -1,0 +1,335 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { WORKER_ENV, WorkerAuthConfig, WorkerRuntimeConfig } from '../lambda/shared/contracts';
+import { AgentEndpoint } from './agent-endpoint';
+import { AgentMemory } from './agent-memory';
+import { backlogMetric, backlogScalingSteps, validateProps } from './agent-scaling';
+import { AgentTool } from './agent-tool';
+import { bundledAssetPath } from './assets';
+import { ModelGateway } from './model-gateway';
+
+/** A period with a different number of warm tasks, such as business hours. */
+export interface WarmWindow {
+  /** When the window starts, for example `Schedule.cron({ hour: '7', weekDay: 'MON-FRI' })`. */
+  readonly schedule: appscaling.Schedule;
+  /** Tasks kept running from then on. */
+  readonly minTasks: number;
+}
+
+export interface AgentServiceProps {
+  /** Agent name: lower-case letters, digits and `-`. */
+  readonly agentName: string;
+  /** `realtime` serves HTTP behind the endpoint; `background` consumes a task queue. */
+  readonly mode: 'realtime' | 'background';
+  readonly cluster: ecs.ICluster;
+  readonly systemPrompt: string;
+  readonly gateway: ModelGateway;
+  readonly memory: AgentMemory;
+
+  /** @default - no tools */
+  readonly tools?: AgentTool[];
+
+  /**
+   * Load balancer a realtime agent is routed through. Required for realtime agents.
+   *
+   * @default - none
+   */
+  readonly endpoint?: AgentEndpoint;
+
+  /**
+   * Container image of the agent.
+   *
+   * @default - the package's reference worker, built from its bundled Dockerfile at deploy time
+   */
+  readonly image?: ecs.ContainerImage;
+
+  /** @default 512 */
+  readonly cpu?: number;
+  /** @default 1024 */
+  readonly memoryLimitMiB?: number;
+
+  /**
+   * CPU architecture of the task, which must match the image.
+   *
+   * @default ecs.CpuArchitecture.X86_64
+   */
+  readonly cpuArchitecture?: ecs.CpuArchitecture;
+
+  /**
+   * Longest time one task (a request or a queue message) may run.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly taskTimeout?: Duration;
+  /** @default 10 */
+  readonly maxIterations?: number;
+  /** @default 100000 */
+  readonly maxTokensPerTask?: number;
+  /** @default 4096 */
+  readonly maxTokensPerCall?: number;
+  /** @default 262144 */
+  readonly maxBodyBytes?: number;
+
+  /**
+   * Tasks kept running when idle.
+   *
+   * @default - 1 for realtime agents, 0 for background agents
+   */
+  readonly minTasks?: number;
+  /** @default 4 */
+  readonly maxTasks?: number;
+  /**
+   * Realtime scaling target: requests per task per minute.
+   *
+   * @default 60
+   */
+  readonly requestsPerTarget?: number;
+  /**
+   * Background scaling target: visible plus in-flight messages per task.
+   *
+   * @default 2
+   */
+  readonly backlogPerTask?: number;
+  /** @default - none */
+  readonly warmWindows?: WarmWindow[];
+
+  /**
+   * Receives before a message moves to the dead-letter queue.
+   *
+   * @default 3
+   */
+  readonly maxReceiveCount?: number;
+  /** @default Duration.days(14) */
+  readonly queueRetention?: Duration;
+  /**
+   * Messages one task handles at once.
+   *
+   * @default 1
+   */
+  readonly concurrency?: number;
+
+  /**
+   * Lifetime of memory items.
+   *
+   * @default Duration.days(30)
+   */
+  readonly memoryTtl?: Duration;
+
+  /**
+   * How realtime callers authenticate.
+   *
+   * @default - the endpoint's authentication
+   */
+  readonly auth?: WorkerAuthConfig;
+
+  /**
+   * Key for the queues and the log group.
+   *
+   * @default - AWS managed keys
+   */
+  readonly encryptionKey?: kms.IKey;
+
+  /** @default - the cluster VPC's private subnets */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /** @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** Port the reference worker listens on in realtime mode. */
+const CONTAINER_PORT = 8080;
+const CONTAINER_NAME = 'agent';
+
+/** Margin between the task timeout and the queue visibility timeout. */
+const VISIBILITY_MARGIN = Duration.seconds(60);
+
+/**
+ * One agent type as its own ECS Fargate service, with its task role, log
+ * group, configuration and scaling. A background agent also gets a task
+ * queue with a dead-letter queue.
+ */
+export class AgentService extends Construct {
+  public readonly service: ecs.FargateService;
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  public readonly logGroup: logs.LogGroup;
+  /** Task queue of a background agent. */
+  public readonly queue?: sqs.Queue;
+  /** Dead-letter queue of a background agent. */
+  public readonly deadLetterQueue?: sqs.Queue;
+  /** Target group of a realtime agent. */
+  public readonly targetGroup?: elbv2.ApplicationTargetGroup;
+  public readonly scaling: ecs.ScalableTaskCount;
+
+  constructor(scope: Construct, id: string, props: AgentServiceProps) {
+    super(scope, id);
+
+    // Resolve defaults.
+    const realtime = props.mode === 'realtime';
+    const taskTimeout = props.taskTimeout ?? Duration.minutes(5);
+    const minTasks = props.minTasks ?? (realtime ? 1 : 0);
+    const maxTasks = props.maxTasks ?? 4;
+    const tools = props.tools ?? [];
+
+    // Validate.
+    validateProps(props, { realtime, taskTimeout, minTasks, maxTasks });
+
+    // Create the log group and the task definition.
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      encryptionKey: props.encryptionKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+      cpu: props.cpu ?? 512,
+      memoryLimitMiB: props.memoryLimitMiB ?? 1_024,
+      runtimePlatform: {
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+        cpuArchitecture: props.cpuArchitecture ?? ecs.CpuArchitecture.X86_64,
+      },
+    });
+
+    // Create the task queue of a background agent.
+    if (!realtime) {
+      this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+        encryption: props.encryptionKey ? sqs.QueueEncryption.KMS : sqs.QueueEncryption.SQS_MANAGED,
+        encryptionMasterKey: props.encryptionKey,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      Validations.of(this.deadLetterQueue).acknowledge({
+        id: 'AwsSolutions-SQS3',
+        reason: 'This queue is the dead-letter queue of the agent task queue.',
+      });
+      this.queue = new sqs.Queue(this, 'Queue', {
+        encryption: props.encryptionKey ? sqs.QueueEncryption.KMS : sqs.QueueEncryption.SQS_MANAGED,
+        encryptionMasterKey: props.encryptionKey,
+        enforceSSL: true,
+        visibilityTimeout: taskTimeout.plus(VISIBILITY_MARGIN),
+        retentionPeriod: props.queueRetention ?? Duration.days(14),
+        receiveMessageWaitTime: Duration.seconds(20),
+        deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 3 },
+      });
+    }
+
+    // Add the worker container with its runtime configuration.
+    const runtimeConfig: WorkerRuntimeConfig = {
+      agent: props.agentName,
+      mode: props.mode,
+      systemPrompt: props.systemPrompt,
+      tools: tools.map((tool) => tool.definition),
+      limits: {
+        maxIterations: props.maxIterations ?? 10,
+        maxTokensPerTask: props.maxTokensPerTask ?? 100_000,
+        maxTokensPerCall: props.maxTokensPerCall ?? 4_096,
+        taskTimeoutSeconds: taskTimeout.toSeconds(),
+        maxBodyBytes: props.maxBodyBytes ?? 262_144,
+      },
+      memoryTtlDays: (props.memoryTtl ?? Duration.days(30)).toDays(),
+      auth: props.auth ?? props.endpoint?.workerAuth() ?? { type: 'none' },
+      concurrency: props.concurrency ?? 1,
+    };
+    const environment: Record<string, string> = {
+      [WORKER_ENV.config]: Stack.of(this).toJsonString(runtimeConfig),
+      [WORKER_ENV.gatewayFunction]: props.gateway.function.functionName,
+      [WORKER_ENV.memoryTable]: props.memory.table.tableName,
+      AGENT_SERVICE_NAME: `agent-${props.agentName}`,
+      AWS_REGION: Stack.of(this).region,
+    };
+    if (this.queue) environment[WORKER_ENV.queueUrl] = this.queue.queueUrl;
+    if (realtime) environment[WORKER_ENV.port] = String(CONTAINER_PORT);
+    this.taskDefinition.addContainer(CONTAINER_NAME, {
+      image: props.image ?? ecs.ContainerImage.fromAsset(bundledAssetPath('worker')),
+      environment,
+      readonlyRootFilesystem: true,
+      // Background tasks need time to hand in-flight messages back; 120 s is the Fargate maximum.
+      stopTimeout: realtime ? Duration.seconds(30) : Duration.seconds(120),
+      portMappings: realtime ? [{ containerPort: CONTAINER_PORT }] : undefined,
+      logging: ecs.LogDrivers.awsLogs({
+        logGroup: this.logGroup,
+        streamPrefix: props.agentName,
+        // Metric lines go through these logs, so a line must never be dropped.
+        mode: ecs.AwsLogDriverMode.BLOCKING,
+      }),
+    });
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The environment holds the agent configuration and resource names, never a secret; secrets belong in Secrets Manager.',
+    });
+
+    // ECR's GetAuthorizationToken is the execution role's only wildcard.
+    Validations.of(this.taskDefinition.obtainExecutionRole()).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'ecr:GetAuthorizationToken, which the execution role needs to pull the image, accepts only resource *.',
+    });
+
+    // Grant the task role what the worker calls, and no Bedrock access.
+    const taskRole = this.taskDefinition.taskRole;
+    props.gateway.grantInvoke(taskRole);
+    props.memory.grantWorkerAccess(taskRole);
+    for (const tool of tools) tool.grantInvoke(taskRole);
+    this.queue?.grantConsumeMessages(taskRole);
+
+    // Create the service in private subnets.
+    this.service = new ecs.FargateService(this, 'Service', {
+      cluster: props.cluster,
+      taskDefinition: this.taskDefinition,
+      vpcSubnets: props.vpcSubnets,
+      assignPublicIp: false,
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      circuitBreaker: { enable: true, rollback: true },
+      propagateTags: ecs.PropagatedTagSource.SERVICE,
+    });
+
+    // Route a realtime agent through the endpoint.
+    if (realtime) {
+      this.targetGroup = props.endpoint!.addAgent({
+        agentName: props.agentName,
+        service: this.service,
+        containerName: CONTAINER_NAME,
+        containerPort: CONTAINER_PORT,
+        deregistrationDelay: Duration.seconds(Math.min(taskTimeout.toSeconds(), 3_600)),
+      });
+    }
+
+    // Scale on requests per task or on backlog per task, within minTasks and maxTasks.
+    this.scaling = this.service.autoScaleTaskCount({ minCapacity: minTasks, maxCapacity: maxTasks });
+    if (realtime) {
+      this.scaling.scaleOnRequestCount('RequestScaling', {
+        requestsPerTarget: props.requestsPerTarget ?? 60,
+        targetGroup: this.targetGroup!,
+        scaleOutCooldown: Duration.seconds(60),
+        scaleInCooldown: Duration.minutes(5),
+      });
+    } else {
+      this.scaling.scaleOnMetric('BacklogScaling', {
+        metric: this.metricBacklog(),
+        adjustmentType: appscaling.AdjustmentType.EXACT_CAPACITY,
+        scalingSteps: backlogScalingSteps({ minTasks, maxTasks, backlogPerTask: props.backlogPerTask ?? 2 }),
+        cooldown: Duration.seconds(60),
+        evaluationPeriods: 1,
+      });
+    }
+    (props.warmWindows ?? []).forEach((window, i) => {
+      this.scaling.scaleOnSchedule(`WarmWindow${i}`, { schedule: window.schedule, minCapacity: window.minTasks });
+    });
+  }
+
+  /**
+   * Visible plus in-flight messages of the task queue, the backlog a
+   * background agent scales on.
+   */
+  metricBacklog(): cloudwatch.IMetric {
+    if (!this.queue) {
+      throw new Error('AgentService: metricBacklog applies to background agents only; this agent is realtime.');
+    }
+    return backlogMetric(this.queue);
+  }
+}

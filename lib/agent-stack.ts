@@ -1,0 +1,208 @@
+import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { AgentEndpoint, EndpointAuth } from '../constructs/agent-endpoint';
+import { AgentMemory } from '../constructs/agent-memory';
+import { AgentNetwork } from '../constructs/agent-network';
+import { AgentService } from '../constructs/agent-service';
+import { AgentTool } from '../constructs/agent-tool';
+import { ModelGateway } from '../constructs/model-gateway';
+import { AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
+
+export interface AgentStackProps extends Omit<StackProps, 'env'> {
+  /**
+   * The deployment, as read by `loadConfig` or written in code. It is
+   * validated here either way.
+   */
+  readonly config: AgentStackConfig | AgentStackConfigInput;
+
+  /**
+   * Folder that relative tool entry paths are resolved against.
+   *
+   * @default - the current working folder
+   */
+  readonly configDir?: string;
+}
+
+/**
+ * The ready-made agent stack: network, key, memory, gateway, load balancer
+ * and one service per agent, all from one config.
+ */
+export class AgentStack extends Stack {
+  public readonly config: AgentStackConfig;
+  public readonly key: kms.Key;
+  public readonly network: AgentNetwork;
+  public readonly memory: AgentMemory;
+  public readonly gateway: ModelGateway;
+  public readonly endpoint?: AgentEndpoint;
+  public readonly agents: Record<string, AgentService> = {};
+
+  constructor(scope: Construct, id: string, props: AgentStackProps) {
+    // Validate before any construct exists, so a bad config creates nothing.
+    const config = resolveToolEntries(validateConfig(props.config), props.configDir ?? process.cwd());
+    super(scope, id, {
+      ...props,
+      stackName: props.stackName ?? config.stackName,
+      env: { region: config.region, account: config.account },
+      description: props.description ?? `AI agents ${config.agents.map((a) => a.name).join(', ')} (cdk-agent-stack)`,
+    });
+    this.config = config;
+    const logRetention = retentionDays(config.logRetentionDays);
+
+    // Create the stack key; CloudWatch Logs may use it for this account's log groups.
+    this.key = new kms.Key(this, 'Key', {
+      description: `${config.stackName}: encrypts agent memory, queues, logs and function environments`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchLogs',
+        principals: [new iam.ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: {
+          ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${this.partition}:logs:${this.region}:${this.account}:log-group:*` },
+        },
+      }),
+    );
+
+    // Create the network, memory and gateway every agent shares.
+    this.network = new AgentNetwork(this, 'Network', {
+      cidr: config.network.vpcCidr,
+      maxAzs: config.network.maxAzs,
+      availabilityZones: config.availabilityZones,
+      natGateways: config.network.natGateways,
+      flowLogRetention: retentionDays(config.network.flowLogRetentionDays),
+      encryptionKey: this.key,
+    });
+    this.memory = new AgentMemory(this, 'Memory', { encryptionKey: this.key });
+    this.gateway = new ModelGateway(this, 'Gateway', {
+      agents: config.agents.map((agent) => ({
+        name: agent.name,
+        route: config.routes[agent.route],
+        maxTokensPerCall: agent.limits.maxTokensPerCall,
+      })),
+      encryptionKey: this.key,
+      memorySize: config.gateway.memoryMiB,
+      timeout: Duration.seconds(config.gateway.timeoutSeconds),
+      logRetention,
+      vpc: config.gateway.inVpc ? this.network.vpc : undefined,
+    });
+
+    // Create the load balancer when any agent is realtime.
+    const realtime = config.agents.filter((a) => a.mode === 'realtime');
+    if (realtime.length > 0 && config.endpoint) {
+      const longestTimeout = Math.max(...realtime.map((a) => a.limits.taskTimeoutSeconds));
+      this.endpoint = new AgentEndpoint(this, 'Endpoint', {
+        vpc: this.network.vpc,
+        auth: this.endpointAuth(config.endpoint.auth),
+        certificateArn: config.endpoint.certificateArn,
+        idleTimeout: Duration.seconds(config.endpoint.idleTimeoutSeconds ?? Math.min(longestTimeout + 5, 4_000)),
+      });
+      new CfnOutput(this, 'EndpointUrl', {
+        value: `${config.endpoint.certificateArn ? 'https' : 'http'}://${this.endpoint.loadBalancer.loadBalancerDnsName}`,
+        description: 'Base URL of the realtime agents: POST <url>/agents/<name>/invoke',
+      });
+    }
+
+    // Create one service per agent, with its tools.
+    const cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc: this.network.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENHANCED,
+    });
+    for (const agent of config.agents) {
+      const tools = agent.tools.map(
+        (tool) =>
+          new AgentTool(this, `${agent.name}-tool-${tool.name}`, {
+            toolName: tool.name,
+            description: tool.description,
+            inputSchema: tool.inputSchema,
+            impact: tool.impact,
+            ...('entry' in tool.handler
+              ? {
+                  entry: tool.handler.entry,
+                  timeout: Duration.seconds(tool.timeoutSeconds),
+                  memorySize: tool.memoryMiB,
+                  maxConcurrency: tool.maxConcurrency,
+                  policyStatements: tool.policyStatements.map((s) => new iam.PolicyStatement({ actions: s.actions, resources: s.resources })),
+                  encryptionKey: this.key,
+                  logRetention,
+                }
+              : { functionArn: tool.handler.functionArn }),
+          }),
+      );
+      const service = new AgentService(this, `agent-${agent.name}`, {
+        agentName: agent.name,
+        mode: agent.mode,
+        cluster,
+        systemPrompt: agent.systemPrompt,
+        gateway: this.gateway,
+        memory: this.memory,
+        tools,
+        endpoint: agent.mode === 'realtime' ? this.endpoint : undefined,
+        cpu: agent.limits.cpu,
+        memoryLimitMiB: agent.limits.memoryMiB,
+        taskTimeout: Duration.seconds(agent.limits.taskTimeoutSeconds),
+        maxIterations: agent.limits.maxIterations,
+        maxTokensPerTask: agent.limits.maxTokensPerTask,
+        maxTokensPerCall: agent.limits.maxTokensPerCall,
+        maxBodyBytes: agent.limits.maxBodyBytes,
+        minTasks: agent.scaling.minTasks,
+        maxTasks: agent.scaling.maxTasks,
+        requestsPerTarget: agent.mode === 'realtime' ? agent.scaling.requestsPerTarget : undefined,
+        backlogPerTask: agent.mode === 'background' ? agent.scaling.backlogPerTask : undefined,
+        warmWindows: agent.scaling.warmWindows.map((w) => ({ schedule: appscaling.Schedule.expression(w.schedule), minTasks: w.minTasks })),
+        maxReceiveCount: agent.mode === 'background' ? agent.queue.maxReceiveCount : undefined,
+        queueRetention: agent.mode === 'background' ? Duration.days(agent.queue.retentionDays) : undefined,
+        concurrency: agent.queue.concurrency,
+        memoryTtl: Duration.days(config.memory.ttlDays),
+        encryptionKey: this.key,
+        vpcSubnets: this.network.privateSubnets,
+        logRetention,
+      });
+      this.agents[agent.name] = service;
+      if (service.queue) {
+        new CfnOutput(this, `${agent.name}QueueUrl`, { value: service.queue.queueUrl, description: `Task queue of background agent ${agent.name}` });
+      }
+    }
+  }
+
+  private endpointAuth(auth: AuthConfig): EndpointAuth {
+    switch (auth.type) {
+      case 'jwt':
+        return auth;
+      case 'cognito': {
+        const userPool = cognito.UserPool.fromUserPoolArn(this, 'UserPool', auth.userPoolArn);
+        return {
+          type: 'cognito',
+          userPool,
+          userPoolClient: cognito.UserPoolClient.fromUserPoolClientId(this, 'UserPoolClient', auth.userPoolClientId),
+          userPoolDomain: cognito.UserPoolDomain.fromDomainName(this, 'UserPoolDomain', auth.userPoolDomain),
+          userClaim: auth.userClaim,
+        };
+      }
+      case 'oidc':
+        return {
+          ...auth,
+          clientSecret: SecretValue.secretsManager(auth.clientSecretArn),
+        };
+      default:
+        return { type: 'none' };
+    }
+  }
+}
+
+/** Maps a number of days to the nearest CloudWatch Logs retention at or above it. */
+function retentionDays(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays)
+    .filter((v): v is logs.RetentionDays => typeof v === 'number' && v > 0)
+    .sort((a, b) => a - b);
+  return allowed.find((v) => v >= days) ?? logs.RetentionDays.TEN_YEARS;
+}
+

@@ -1,0 +1,17 @@
+export * from './agent-stack';
+export * from './config';
+export * from '../constructs/agent-endpoint';
+export * from '../constructs/agent-memory';
+export * from '../constructs/agent-network';
+export * from '../constructs/agent-service';
+export * from '../constructs/agent-tool';
+export * from '../constructs/model-gateway';
+export type {
+  GatewayRequest,
+  GatewayResponse,
+  GatewayErrorResponse,
+  ModelTarget,
+  WorkerAuthConfig,
+  WorkerRuntimeConfig,
+  WorkerToolConfig,
+} from '../lambda/shared/contracts';
