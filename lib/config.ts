@@ -203,19 +203,29 @@ export function loadConfig(file: string): AgentStackConfig {
   return resolveToolEntries(config, path.dirname(absolute));
 }
 
-/** Returns a copy of the config whose relative tool entry paths are absolute. */
+/**
+ * Returns a copy of the config whose relative tool entry paths are
+ * absolute. Raises {@link ConfigError} for an entry file that does not exist.
+ */
 export function resolveToolEntries(config: AgentStackConfig, baseDir: string): AgentStackConfig {
-  return {
-    ...config,
-    agents: config.agents.map((agent) => ({
-      ...agent,
-      tools: agent.tools.map((tool) =>
-        'entry' in tool.handler
-          ? { ...tool, handler: { entry: path.resolve(baseDir, tool.handler.entry) } }
-          : tool,
-      ),
-    })),
-  };
+  const issues: ConfigIssue[] = [];
+  const agents = config.agents.map((agent, a) => ({
+    ...agent,
+    tools: agent.tools.map((tool, t) => {
+      if (!('entry' in tool.handler)) return tool;
+      const entry = path.resolve(baseDir, tool.handler.entry);
+      if (!fs.existsSync(entry)) {
+        issues.push({
+          path: jsonPath(['agents', a, 'tools', t, 'handler', 'entry']),
+          message: `file not found at ${entry}; paths are relative to ${baseDir}`,
+          value: tool.handler.entry,
+        });
+      }
+      return { ...tool, handler: { entry } };
+    }),
+  }));
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { ...config, agents };
 }
 
 /** Queue visibility timeout for a background agent, derived from its task timeout. */

@@ -147,5 +147,10 @@ export interface GatewayResponse {
 export interface GatewayErrorResponse {
   readonly ok: false;
   readonly requestId: string;
-  readonly error: { readonly name: string; readonly message: string };
+  readonly error: {
+    readonly name: string;
+    readonly message: string;
+    /** For `ModelCallError`: the Bedrock exception name, such as `ThrottlingException`. */
+    readonly errorCode?: string;
+  };
 }

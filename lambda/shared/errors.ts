@@ -80,10 +80,12 @@ export class TimeoutError extends AgentStackError {
  * raises the same class the gateway raised.
  */
 export function errorFromResponse(
-  error: { name: string; message: string },
+  error: { name: string; message: string; errorCode?: string },
   requestId: string,
 ): AgentStackError {
   switch (error.name) {
+    case 'ModelCallError':
+      return new ModelCallError(error.message, requestId, error.errorCode ?? error.name);
     case 'InvalidRequestError':
       return new InvalidRequestError(error.message, requestId);
     case 'UnauthorizedError':
