@@ -1,0 +1,123 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+// Packs the library, installs the tarball in a scratch app outside the
+// repository and synthesizes there, so that nothing resolves from the
+// repository's own node_modules and the app has no TypeScript, esbuild or
+// Docker to fall back on.
+
+const root = path.resolve(__dirname, '..');
+
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
+  return execFileSync(command, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('packed library', () => {
+  let scratch: string;
+  let template: { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+  let assemblyDir: string;
+
+  beforeAll(() => {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-stack-consumer-'));
+    const packOutput = run('npm', ['pack', '--silent', '--pack-destination', scratch], root).trim().split('\n');
+    const tarball = path.join(scratch, packOutput[packOutput.length - 1]);
+
+    const peers = require(path.join(root, 'package.json')).peerDependencies as Record<string, string>;
+    fs.writeFileSync(
+      path.join(scratch, 'package.json'),
+      JSON.stringify({ name: 'company-agents', private: true, version: '1.0.0' }),
+    );
+    run(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        tarball,
+        ...Object.entries(peers).map(([name, range]) => `${name}@${range}`),
+      ],
+      scratch,
+    );
+
+    // A company app in plain JavaScript. Its tools are existing functions,
+    // so nothing needs bundling.
+    const config = JSON.parse(fs.readFileSync(path.join(root, 'agent-stack.config.json'), 'utf8'));
+    for (const agent of config.agents) {
+      for (const tool of agent.tools) {
+        const name = tool.name.replace(/_/g, '-');
+        tool.handler = { functionArn: `arn:aws:lambda:us-east-1:111122223333:function:${name}` };
+        delete tool.timeoutSeconds;
+        delete tool.maxConcurrency;
+      }
+    }
+    fs.writeFileSync(path.join(scratch, 'agents.json'), JSON.stringify(config));
+    fs.writeFileSync(
+      path.join(scratch, 'app.js'),
+      [
+        "const { App } = require('aws-cdk-lib');",
+        "const { AgentStack, loadConfig } = require('cdk-agent-stack');",
+        "const app = new App({ outdir: 'cdk.out' });",
+        "new AgentStack(app, 'CompanyAgents', { config: loadConfig('agents.json') });",
+        'app.synth();',
+      ].join('\n'),
+    );
+
+    // An unusable Docker binary proves that synthesis never builds an image.
+    const env = { ...process.env, CDK_DOCKER: path.join(scratch, 'no-docker') };
+    run(process.execPath, ['app.js'], scratch, env);
+    assemblyDir = path.join(scratch, 'cdk.out');
+    const templateFile = path.join(assemblyDir, 'CompanyAgents.template.json');
+    template = JSON.parse(fs.readFileSync(templateFile, 'utf8'));
+  }, 300_000);
+
+  afterAll(() => {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  function assetDirs(): string[] {
+    return fs.readdirSync(assemblyDir).filter((name) => name.startsWith('asset.'));
+  }
+
+  test('resolves from its own install', () => {
+    const resolved = require.resolve('cdk-agent-stack', { paths: [scratch] });
+    expect(resolved.startsWith(path.join(scratch, 'node_modules'))).toBe(true);
+  });
+
+  test('installs without typescript or esbuild', () => {
+    expect(fs.existsSync(path.join(scratch, 'node_modules', 'typescript'))).toBe(false);
+    expect(fs.existsSync(path.join(scratch, 'node_modules', 'esbuild'))).toBe(false);
+  });
+
+  test('ships declarations', () => {
+    const types = path.join(scratch, 'node_modules', 'cdk-agent-stack', 'dist', 'lib', 'index.d.ts');
+    expect(fs.readFileSync(types, 'utf8')).toContain('agent-stack');
+  });
+
+  test('synthesizes the gateway from its bundle', () => {
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(1);
+    const gateway = assetDirs().find(
+      (dir) =>
+        fs.existsSync(path.join(assemblyDir, dir, 'index.js')) &&
+        !fs.existsSync(path.join(assemblyDir, dir, 'Dockerfile')),
+    );
+    expect(gateway).toBeDefined();
+    expect(fs.statSync(path.join(assemblyDir, gateway!, 'index.js')).size).toBeGreaterThan(10_000);
+  });
+
+  test('stages the worker image source', () => {
+    const worker = assetDirs().find((dir) => fs.existsSync(path.join(assemblyDir, dir, 'Dockerfile')));
+    expect(worker).toBeDefined();
+    const dockerfile = fs.readFileSync(path.join(assemblyDir, worker!, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM .*node:(2[2-9]|[3-9]\d)/m);
+    expect(fs.existsSync(path.join(assemblyDir, worker!, 'index.js'))).toBe(true);
+  });
+
+  test('creates both agent services', () => {
+    const services = Object.values(template.Resources).filter((r) => r.Type === 'AWS::ECS::Service');
+    expect(services).toHaveLength(2);
+  });
+});
