@@ -1,0 +1,230 @@
+/**
+ * The agent loop: load the session, let the model and the tools take turns
+ * until the model ends its turn or a limit stops the task, then save the new
+ * turns and return the answer.
+ */
+import { ConverseMessage, Usage, WorkerRuntimeConfig } from '../shared/contracts';
+import { Logger } from '../shared/logger';
+import { TaskAbortedError, isAbortError } from './errors';
+import { normalizeHistory, textOf, toolUses, unansweredToolResults } from './history';
+import { SessionMemory } from './memory';
+import { taskMetricFields } from './metrics';
+import { ModelClient } from './model-client';
+import { ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
+
+/** Calls of one tool with the same input that stop a task. */
+export const REPEATED_CALL_LIMIT = 3;
+
+/**
+ * Why a task stopped: a Converse stop reason other than `tool_use`, such as
+ * `end_turn`, `max_tokens` or `guardrail_intervened`, or one of the worker's
+ * own limits.
+ */
+export type StopReason =
+  | 'end_turn'
+  | 'max_iterations'
+  | 'max_tokens_per_task'
+  | 'repeated_tool_call'
+  | 'timeout'
+  | (string & {});
+
+/** One message to an agent, from an authenticated user. */
+export interface AgentTask {
+  readonly requestId: string;
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly message: string;
+}
+
+export interface AgentResult {
+  readonly requestId: string;
+  readonly sessionId: string;
+  /** Text of the model's last turn; empty when a limit stopped it before it wrote any. */
+  readonly output: string;
+  readonly stopReason: StopReason;
+  /** Model calls the task made. */
+  readonly iterations: number;
+  /** Tokens of all model calls of the task. */
+  readonly usage: Usage;
+  readonly toolCalls: number;
+}
+
+export interface AgentLoopDeps {
+  readonly config: WorkerRuntimeConfig;
+  readonly model: ModelClient;
+  readonly tools: ToolRunner;
+  readonly memory: SessionMemory;
+  readonly logger: Logger;
+}
+
+/** Serializes `value` with sorted object keys, so equal inputs compare equal. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.keys(value).sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+function describeStop(reason: StopReason, limits: WorkerRuntimeConfig['limits']): string {
+  switch (reason) {
+    case 'max_iterations':
+      return `the task reached its limit of ${limits.maxIterations} model calls`;
+    case 'max_tokens_per_task':
+      return `the task used up its budget of ${limits.maxTokensPerTask} tokens`;
+    case 'repeated_tool_call':
+      return `the same tool was requested with the same input ${REPEATED_CALL_LIMIT} times`;
+    case 'timeout':
+      return `the task ran past its timeout of ${limits.taskTimeoutSeconds} seconds`;
+    default:
+      return `the model's turn ended with stop reason ${reason}`;
+  }
+}
+
+/**
+ * Runs one task to its end. Limits end the task with a stop reason rather
+ * than an error; errors are failed model calls, failed memory access and an
+ * abort through `signal`, which raises {@link TaskAbortedError} and saves
+ * nothing.
+ */
+export async function runAgentTask(
+  task: AgentTask,
+  deps: AgentLoopDeps,
+  signal?: AbortSignal,
+): Promise<AgentResult> {
+  const { config, model, tools, memory } = deps;
+  const limits = config.limits;
+  const log = deps.logger.child({
+    requestId: task.requestId,
+    agent: config.agent,
+    user: task.userId,
+    session: task.sessionId,
+  });
+  const started = Date.now();
+  const deadline = AbortSignal.timeout(limits.taskTimeoutSeconds * 1000);
+  const taskSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+  const throwIfCancelled = () => {
+    if (signal?.aborted) {
+      throw new TaskAbortedError(
+        `Request ${task.requestId} was cancelled before it finished; nothing was saved.`,
+        task.requestId,
+      );
+    }
+  };
+
+  const key = { agent: config.agent, userId: task.userId, sessionId: task.sessionId };
+  const session = await memory.load(key);
+  const turns: ConverseMessage[] = [{ role: 'user', content: [{ text: task.message }] }];
+  const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
+  const callCounts = new Map<string, number>();
+  const specs = toolSpecs(config.tools);
+  let iterations = 0;
+  let toolCalls = 0;
+  let stopReason: StopReason | undefined;
+  log.info('task started', { historyTurns: session.messages.length });
+
+  while (stopReason === undefined) {
+    throwIfCancelled();
+    const remainingTokens = limits.maxTokensPerTask - usage.totalTokens;
+    if (deadline.aborted) {
+      stopReason = 'timeout';
+      break;
+    }
+    if (remainingTokens <= 0) {
+      stopReason = 'max_tokens_per_task';
+      break;
+    }
+
+    // NOTE: maxTokens bounds only the output of a call. The input tokens of
+    // the last call are not known in advance, so a task can end above
+    // maxTokensPerTask by up to that call's input.
+    iterations += 1;
+    let response;
+    try {
+      response = await model.converse(
+        {
+          requestId: `${task.requestId}-${iterations}`,
+          agent: config.agent,
+          userId: task.userId,
+          sessionId: task.sessionId,
+          system: config.systemPrompt,
+          messages: normalizeHistory([...session.messages, ...turns]),
+          tools: specs.length > 0 ? specs : undefined,
+          maxTokens: Math.min(limits.maxTokensPerCall, remainingTokens),
+        },
+        taskSignal,
+      );
+    } catch (error) {
+      if (!isAbortError(error) && !taskSignal.aborted) throw error;
+      throwIfCancelled();
+      stopReason = 'timeout';
+      break;
+    }
+
+    usage.inputTokens += response.usage.inputTokens;
+    usage.outputTokens += response.usage.outputTokens;
+    usage.totalTokens += response.usage.totalTokens;
+    turns.push(response.output);
+    log.debug('model call finished', { iteration: iterations, modelStopReason: response.stopReason, usage: response.usage });
+
+    if (response.stopReason !== 'tool_use') {
+      stopReason = response.stopReason;
+    } else if (usage.totalTokens >= limits.maxTokensPerTask) {
+      stopReason = 'max_tokens_per_task';
+    } else if (iterations >= limits.maxIterations) {
+      stopReason = 'max_iterations';
+    } else {
+      const uses = toolUses(response.output);
+      if (uses.some((use) => countCall(callCounts, use) >= REPEATED_CALL_LIMIT)) {
+        stopReason = 'repeated_tool_call';
+        break;
+      }
+      toolCalls += uses.length;
+      try {
+        const outcomes = await Promise.all(uses.map((use) => tools.run(use, log, taskSignal)));
+        turns.push({
+          role: 'user',
+          content: uses.map((use, i) => toolResultBlock(use.toolUseId, outcomes[i])),
+        });
+      } catch (error) {
+        if (!isAbortError(error)) throw error;
+        throwIfCancelled();
+        stopReason = 'timeout';
+      }
+    }
+  }
+
+  const unanswered = unansweredToolResults(turns[turns.length - 1], describeStop(stopReason, limits));
+  if (unanswered) turns.push(unanswered);
+  await memory.append(key, session.nextSeq, turns, task.requestId);
+
+  const lastAssistant = [...turns].reverse().find((turn) => turn.role === 'assistant');
+  const result: AgentResult = {
+    requestId: task.requestId,
+    sessionId: task.sessionId,
+    output: textOf(lastAssistant),
+    stopReason,
+    iterations,
+    usage,
+    toolCalls,
+  };
+  log.info('task finished', {
+    stopReason,
+    iterations,
+    toolCalls,
+    usage,
+    durationMs: Date.now() - started,
+    ...taskMetricFields(config.agent, result),
+  });
+  return result;
+}
+
+/** Counts a call of `use`'s tool with `use`'s input and returns the new count. */
+function countCall(counts: Map<string, number>, use: ToolUse): number {
+  const key = `${use.name}\n${canonicalJson(use.input)}`;
+  const count = (counts.get(key) ?? 0) + 1;
+  counts.set(key, count);
+  return count;
+}

@@ -1,0 +1,65 @@
+/**
+ * Keeps a conversation in the shape Converse accepts: it starts with a user
+ * turn, roles alternate, and every `toolUse` is answered by a `toolResult`
+ * in the next user turn.
+ */
+import { ContentBlock, ConverseMessage } from '../shared/contracts';
+import { ToolUse, toolResultBlock } from './tools';
+
+/** Returns the `toolUse` blocks of a message. */
+export function toolUses(message: ConverseMessage): ToolUse[] {
+  return message.content
+    .map((block) => block.toolUse as ToolUse | undefined)
+    .filter((use): use is ToolUse => use !== undefined);
+}
+
+/** Joins the text blocks of a message. */
+export function textOf(message: ConverseMessage | undefined): string {
+  if (!message) return '';
+  return message.content
+    .map((block) => (typeof block.text === 'string' ? block.text : ''))
+    .filter((text) => text !== '')
+    .join('\n');
+}
+
+/**
+ * Returns `messages` ready for a Converse request. Leading turns that are
+ * not a plain user message are dropped, because the turns they belonged to
+ * may have expired from memory. Consecutive turns of one role are merged,
+ * because a task that stopped after tool results ends on a user turn and
+ * the next task starts with another.
+ */
+export function normalizeHistory(messages: readonly ConverseMessage[]): ConverseMessage[] {
+  const start = messages.findIndex(
+    (m) => m.role === 'user' && !m.content.some((block) => 'toolResult' in block),
+  );
+  if (start < 0) return [];
+
+  const result: ConverseMessage[] = [];
+  for (const message of messages.slice(start)) {
+    const last = result[result.length - 1];
+    if (last && last.role === message.role) {
+      result[result.length - 1] = { role: last.role, content: [...last.content, ...message.content] };
+    } else {
+      result.push({ role: message.role, content: [...message.content] });
+    }
+  }
+  return result;
+}
+
+/**
+ * Returns a user turn that answers each `toolUse` of `message` with an
+ * error, for a task that stops before it runs the tools. Without it the
+ * saved history would hold a `toolUse` with no result, which Converse rejects.
+ */
+export function unansweredToolResults(
+  message: ConverseMessage,
+  reason: string,
+): ConverseMessage | undefined {
+  const uses = toolUses(message);
+  if (message.role !== 'assistant' || uses.length === 0) return undefined;
+  const content: ContentBlock[] = uses.map((use) =>
+    toolResultBlock(use.toolUseId, { status: 'error', content: `Tool call not run: ${reason}.` }),
+  );
+  return { role: 'user', content };
+}

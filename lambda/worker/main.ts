@@ -1,0 +1,107 @@
+/**
+ * Entry point of the agent worker container. It reads its settings from the
+ * environment, then serves HTTP (realtime agents) or consumes the task
+ * queue (background agents) until ECS stops it with SIGTERM.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { Logger } from '../shared/logger';
+import { AgentLoopDeps, AgentTask, runAgentTask } from './agent-loop';
+import { createAuthenticator } from './auth-factory';
+import { startRealtimeServer } from './http-server';
+import { DynamoSessionMemory } from './memory';
+import { GatewayModelClient } from './model-client';
+import { QueueConsumer } from './queue-consumer';
+import { WorkerSettings, readWorkerSettings } from './settings';
+import { TaskProtection } from './task-protection';
+import { ToolRunner } from './tools';
+
+/** Runs `shutdown` once on SIGTERM or SIGINT, then exits with status 0. */
+function onStopSignal(logger: Logger, shutdown: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stop signal received; shutting down', { signal });
+    shutdown()
+      .catch((error) => logger.error('shutdown failed', {}, error))
+      .finally(() => {
+        logger.info('worker stopped');
+        process.exit(0);
+      });
+  };
+  process.once('SIGTERM', handle);
+  process.once('SIGINT', handle);
+}
+
+async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
+  const { config } = settings;
+  // Clients use the default credential chain and region; AWS_ENDPOINT_URL_<SERVICE>
+  // variables redirect them, which the tests use to reach local servers.
+  const lambda = new LambdaClient({});
+  const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  const deps: AgentLoopDeps = {
+    config,
+    model: new GatewayModelClient(lambda, settings.gatewayFunction),
+    tools: new ToolRunner(config.agent, config.tools, lambda),
+    memory: new DynamoSessionMemory(dynamodb, settings.memoryTable, config.memoryTtlDays),
+    logger,
+  };
+  const runTask = (task: AgentTask, signal: AbortSignal) => runAgentTask(task, deps, signal);
+
+  if (config.mode === 'realtime') {
+    const authenticator = createAuthenticator(config.auth, {
+      albPublicKeysUrl: settings.albPublicKeysUrl,
+    });
+    const { server, port } = await startRealtimeServer(
+      { config, authenticator, runTask, logger },
+      settings.port!,
+      settings.listenHost,
+    );
+    logger.info('realtime server listening', { port, host: settings.listenHost ?? 'all' });
+    // Requests in flight may finish until ECS's stop timeout sends SIGKILL.
+    onStopSignal(logger, () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    }));
+    return;
+  }
+
+  // Each message renews the protection, so it only has to outlast one task
+  // plus the time to save memory and delete the message.
+  const protection = new TaskProtection(
+    settings.ecsAgentUri,
+    (config.limits.taskTimeoutSeconds + 120) / 60,
+    logger,
+  );
+  const consumer = new QueueConsumer({
+    sqs: new SQSClient({}),
+    queueUrl: settings.queueUrl!,
+    config,
+    runTask,
+    protection,
+    logger,
+  });
+  onStopSignal(logger, () => consumer.stop());
+  await consumer.start();
+}
+
+function main(): void {
+  const logger = new Logger({}, { service: process.env.AGENT_SERVICE_NAME ?? 'agent-worker' });
+  let settings: WorkerSettings;
+  try {
+    settings = readWorkerSettings();
+  } catch (error) {
+    logger.error('worker settings are invalid; stopping', {}, error);
+    process.exit(1);
+  }
+  logger.info('worker starting', { agent: settings.config.agent, mode: settings.config.mode });
+  run(settings, logger.child({ agent: settings.config.agent })).catch((error) => {
+    logger.error('worker failed; stopping', {}, error);
+    process.exit(1);
+  });
+}
+
+main();

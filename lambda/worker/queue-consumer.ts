@@ -1,0 +1,226 @@
+/**
+ * Background mode: long-polls the agent's SQS queue and runs one agent task
+ * per message, up to `concurrency` at once. A message is deleted only after
+ * its task succeeded; any other outcome returns it to the queue, and SQS
+ * moves it to the dead-letter queue after the redrive policy's
+ * maxReceiveCount receives.
+ */
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { randomUUID } from 'crypto';
+import { setTimeout as sleep } from 'timers/promises';
+import { WorkerRuntimeConfig } from '../shared/contracts';
+import { Logger } from '../shared/logger';
+import { AgentResult, AgentTask } from './agent-loop';
+import { TaskAbortedError, isAbortError } from './errors';
+import { SESSION_ID_PATTERN } from './memory';
+import { TaskProtection } from './task-protection';
+
+/** Body of a task message, written by the producer that owns the user identity. */
+export interface TaskMessage {
+  readonly message: string;
+  readonly sessionId?: string;
+  readonly userId: string;
+}
+
+export interface QueueConsumerOptions {
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  readonly config: WorkerRuntimeConfig;
+  readonly runTask: (task: AgentTask, signal: AbortSignal) => Promise<AgentResult>;
+  readonly protection: TaskProtection;
+  readonly logger: Logger;
+  /** @default 30 */
+  readonly heartbeatSeconds?: number;
+  /**
+   * Visibility timeout each heartbeat sets, counted from the heartbeat. It
+   * outlasts several missed heartbeats, and a crashed worker's message
+   * returns to the queue at most this long after the last one.
+   * @default 120
+   */
+  readonly visibilityTimeoutSeconds?: number;
+  /** Long-poll wait of one receive; 20 is the SQS maximum. @default 20 */
+  readonly waitTimeSeconds?: number;
+}
+
+/** Parses a message body, returning a reason instead of throwing when it is invalid. */
+export function parseTaskMessage(body: string | undefined, maxBytes: number): TaskMessage | string {
+  if (body === undefined) return 'the message has no body';
+  if (Buffer.byteLength(body) > maxBytes) return `the body is larger than ${maxBytes} bytes`;
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return 'the body is not valid JSON';
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return 'the body is not a JSON object';
+  const { message, sessionId, userId } = value as Record<string, unknown>;
+  if (typeof message !== 'string' || message.trim() === '') return 'field message is missing or empty';
+  if (typeof userId !== 'string' || userId === '' || userId.length > 256) {
+    return 'field userId must be a string of 1 to 256 characters';
+  }
+  if (sessionId !== undefined && (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId))) {
+    return 'field sessionId must be 1 to 128 letters, digits, _ or -';
+  }
+  return { message, sessionId, userId };
+}
+
+/** Receives and processes task messages until {@link QueueConsumer.stop} is called. */
+export class QueueConsumer {
+  private readonly inFlight = new Map<string, AbortController>();
+  private readonly work = new Set<Promise<void>>();
+  private readonly stopReceiving = new AbortController();
+  private slotFreed: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: QueueConsumerOptions) {}
+
+  /** Starts polling; the promise settles when the consumer has stopped. */
+  start(): Promise<void> {
+    this.running ??= this.poll();
+    return this.running;
+  }
+
+  /**
+   * Stops receiving, cancels the tasks in flight and returns their messages
+   * to the queue, then releases the scale-in protection.
+   */
+  async stop(): Promise<void> {
+    this.stopReceiving.abort();
+    this.slotFreed?.();
+    for (const controller of this.inFlight.values()) controller.abort();
+    await this.running;
+    await Promise.allSettled([...this.work]);
+    await this.options.protection.disable();
+  }
+
+  private get stopping(): boolean {
+    return this.stopReceiving.signal.aborted;
+  }
+
+  private async poll(): Promise<void> {
+    const { sqs, queueUrl, config, logger } = this.options;
+    logger.info('queue consumer started', { queueUrl, concurrency: config.concurrency });
+    while (!this.stopping) {
+      const free = config.concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      let messages: Message[] = [];
+      try {
+        const output = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: Math.min(10, free),
+            WaitTimeSeconds: this.options.waitTimeSeconds ?? 20,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
+          { abortSignal: this.stopReceiving.signal },
+        );
+        messages = output.Messages ?? [];
+      } catch (error) {
+        if (this.stopping) break;
+        logger.error('receiving messages failed; retrying in 5 seconds', { queueUrl }, error);
+        await sleep(5_000, undefined, { signal: this.stopReceiving.signal }).catch(() => undefined);
+        continue;
+      }
+      for (const message of messages) {
+        const done = this.process(message).finally(() => this.work.delete(done));
+        this.work.add(done);
+      }
+    }
+    logger.info('queue consumer stopped receiving', { inFlight: this.inFlight.size });
+  }
+
+  private async process(message: Message): Promise<void> {
+    const { config, protection } = this.options;
+    const messageId = message.MessageId ?? 'unknown';
+    const receipt = message.ReceiptHandle!;
+    const requestId = randomUUID();
+    const log = this.options.logger.child({
+      requestId,
+      agent: config.agent,
+      messageId,
+      receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
+    });
+    const cancel = new AbortController();
+    this.inFlight.set(messageId, cancel);
+    if (this.stopping) cancel.abort();
+    await protection.enable();
+    const heartbeat = setInterval(() => {
+      this.setVisibility(receipt, this.options.visibilityTimeoutSeconds ?? 120)
+        .then(() => log.debug('message visibility extended'))
+        .catch((error) => log.warn('extending message visibility failed', {}, error));
+    }, (this.options.heartbeatSeconds ?? 30) * 1000);
+
+    try {
+      const task = parseTaskMessage(message.Body, config.limits.maxBodyBytes);
+      if (typeof task === 'string') {
+        // Deleting it would lose it; returned, it reaches the dead-letter queue for a person to inspect.
+        log.error('message is not a valid task; returning it for the dead-letter queue', { reason: task });
+        await this.returnToQueue(receipt, log);
+        return;
+      }
+      const result = await this.options.runTask(
+        { requestId, userId: task.userId, sessionId: task.sessionId ?? randomUUID(), message: task.message },
+        cancel.signal,
+      );
+      clearInterval(heartbeat);
+      // NOTE: the answer is kept only in the session's memory; no result queue
+      // or callback tells the producer that the task finished.
+      log.info('task finished for message', { session: result.sessionId, stopReason: result.stopReason });
+      await this.delete(receipt, log);
+    } catch (error) {
+      if (error instanceof TaskAbortedError || isAbortError(error)) {
+        log.info('task cancelled because the worker is stopping; returning the message');
+      } else {
+        log.error('task failed; returning the message for another attempt', {}, error);
+      }
+      await this.returnToQueue(receipt, log);
+    } finally {
+      clearInterval(heartbeat);
+      this.inFlight.delete(messageId);
+      if (this.inFlight.size === 0) await protection.disable();
+      this.slotFreed?.();
+      this.slotFreed = undefined;
+    }
+  }
+
+  private async delete(receipt: string, log: Logger): Promise<void> {
+    try {
+      await this.options.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: this.options.queueUrl, ReceiptHandle: receipt }),
+      );
+      log.info('message deleted');
+    } catch (error) {
+      // Not returned to the queue on purpose: the task succeeded, and the
+      // message comes back by itself only if its receipt has expired.
+      log.error('deleting the processed message failed; it may be processed again', {}, error);
+    }
+  }
+
+  /** Makes the message visible again at once, counting this receive against maxReceiveCount. */
+  private async returnToQueue(receipt: string, log: Logger): Promise<void> {
+    try {
+      await this.setVisibility(receipt, 0);
+    } catch (error) {
+      log.warn('returning the message failed; it returns when its visibility timeout ends', {}, error);
+    }
+  }
+
+  private async setVisibility(receipt: string, seconds: number): Promise<void> {
+    await this.options.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.options.queueUrl,
+        ReceiptHandle: receipt,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  }
+}

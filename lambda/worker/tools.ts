@@ -1,0 +1,144 @@
+/**
+ * Runs the tools a model requests. Every outcome, including a rejected or
+ * failed call, becomes a `toolResult` block, so the model sees what went
+ * wrong and the agent loop never stops because of a tool.
+ */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import Ajv, { ValidateFunction } from 'ajv';
+import { ContentBlock, WorkerToolConfig } from '../shared/contracts';
+import { Logger } from '../shared/logger';
+import { isAbortError } from './errors';
+import { toolMetricFields } from './metrics';
+import { decodePayload, functionErrorMessage } from './model-client';
+
+/** A `toolUse` block from the model's turn. */
+export interface ToolUse {
+  readonly toolUseId: string;
+  readonly name: string;
+  readonly input: unknown;
+}
+
+/** The outcome of one tool call, before it is wrapped in a `toolResult` block. */
+export interface ToolOutcome {
+  readonly status: 'success' | 'error';
+  /** JSON the tool returned, or a sentence that explains the error to the model. */
+  readonly content: unknown;
+}
+
+/** Wraps an outcome in the Converse `toolResult` block that answers `toolUseId`. */
+export function toolResultBlock(toolUseId: string, outcome: ToolOutcome): ContentBlock {
+  const isObject = typeof outcome.content === 'object' && outcome.content !== null
+    && !Array.isArray(outcome.content);
+  const content = typeof outcome.content === 'string'
+    ? [{ text: outcome.content }]
+    : isObject
+      ? [{ json: outcome.content }]
+      : [{ text: JSON.stringify(outcome.content) ?? 'null' }];
+  return { toolResult: { toolUseId, content, status: outcome.status } };
+}
+
+/** Tool definitions in the form the Converse `toolConfig` expects. */
+export function toolSpecs(tools: readonly WorkerToolConfig[]) {
+  return tools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema }));
+}
+
+/** Validates and invokes the tools of one agent. */
+export class ToolRunner {
+  private readonly tools = new Map<string, WorkerToolConfig>();
+  private readonly validators = new Map<string, ValidateFunction>();
+
+  constructor(
+    private readonly agent: string,
+    tools: readonly WorkerToolConfig[],
+    private readonly lambda: LambdaClient,
+  ) {
+    // strict: false because tool schemas are written for the model and may
+    // carry keywords such as `examples` that ajv's strict mode rejects.
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    for (const tool of tools) {
+      this.tools.set(tool.name, tool);
+      try {
+        this.validators.set(tool.name, ajv.compile(tool.inputSchema));
+      } catch (error) {
+        throw new Error(
+          `The inputSchema of tool ${tool.name} is not a valid JSON Schema: ` +
+            `${(error as Error).message}. Fix it in the agent's tool definition.`,
+        );
+      }
+    }
+  }
+
+  /** Runs one call; rethrows only an abort, so the caller can stop the task. */
+  async run(call: ToolUse, logger: Logger, signal?: AbortSignal): Promise<ToolOutcome> {
+    const log = logger.child({ tool: call.name, toolUseId: call.toolUseId });
+    const started = Date.now();
+    const outcome = await this.runUnlogged(call, log, signal);
+    log.info('tool call finished', {
+      status: outcome.status,
+      durationMs: Date.now() - started,
+      ...toolMetricFields(this.agent, call.name, outcome.status === 'error'),
+    });
+    return outcome;
+  }
+
+  private async runUnlogged(call: ToolUse, log: Logger, signal?: AbortSignal): Promise<ToolOutcome> {
+    const tool = this.tools.get(call.name);
+    if (!tool) {
+      const known = [...this.tools.keys()].join(', ') || 'none';
+      return error(`Tool ${call.name} does not exist. Available tools: ${known}.`);
+    }
+
+    const validate = this.validators.get(tool.name)!;
+    if (!validate(call.input)) {
+      const problems = (validate.errors ?? [])
+        .map((e) => `${e.instancePath || 'input'} ${e.message}`)
+        .join('; ');
+      return error(
+        `The input for tool ${tool.name} is invalid: ${problems}. ` +
+          'Correct the input to match the tool input schema and call the tool again.',
+      );
+    }
+
+    // NOTE: the ApprovalGate is not wired to the worker yet, so high-impact
+    // tools are always rejected instead of waiting for a person's decision.
+    if (tool.impact === 'high') {
+      return error(
+        `Tool ${tool.name} has high impact and needs a person's approval before it runs, ` +
+          'but no approval mechanism is configured for this agent yet, so it was not run. ' +
+          'Tell the user that a person has to carry out this action.',
+      );
+    }
+
+    return this.invoke(tool, call.input, log, signal);
+  }
+
+  private async invoke(
+    tool: WorkerToolConfig,
+    input: unknown,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<ToolOutcome> {
+    let payload: unknown;
+    try {
+      const response = await this.lambda.send(
+        new InvokeCommand({ FunctionName: tool.functionName, Payload: Buffer.from(JSON.stringify(input)) }),
+        { abortSignal: signal },
+      );
+      payload = decodePayload(response.Payload);
+      if (response.FunctionError) {
+        const message = functionErrorMessage(payload);
+        log.warn('tool function failed', { functionName: tool.functionName, errorMessage: message });
+        return error(`Tool ${tool.name} failed: ${message}`);
+      }
+    } catch (caught) {
+      if (isAbortError(caught)) throw caught;
+      log.error('tool invocation failed', { functionName: tool.functionName }, caught);
+      return error(`Tool ${tool.name} could not be run because of an internal error.`);
+    }
+    return { status: 'success', content: payload ?? null };
+  }
+}
+
+function error(message: string): ToolOutcome {
+  return { status: 'error', content: message };
+}
