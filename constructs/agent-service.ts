@@ -4,6 +4,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -274,7 +275,22 @@ export class AgentService extends Construct {
     props.gateway.grantInvoke(taskRole);
     props.memory.grantWorkerAccess(taskRole);
     for (const tool of tools) tool.grantInvoke(taskRole);
-    this.queue?.grantConsumeMessages(taskRole);
+    if (this.queue) {
+      this.queue.grantConsumeMessages(taskRole);
+      // The ECS agent endpoint sets scale-in protection with the task role.
+      // Source: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection-endpoint.html
+      const stack = Stack.of(this);
+      taskRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['ecs:GetTaskProtection', 'ecs:UpdateTaskProtection'],
+          resources: [`arn:${stack.partition}:ecs:${stack.region}:${stack.account}:task/${props.cluster.clusterName}/*`],
+        }),
+      );
+      Validations.of(taskRole).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${stack.region}:<AWS::AccountId>:task/<${stack.getLogicalId(props.cluster.node.defaultChild as ecs.CfnCluster)}>/*]`,
+        reason: 'Task ids are assigned at run time, so scale-in protection is granted on the tasks of this cluster.',
+      });
+    }
 
     // Create the service in private subnets.
     this.service = new ecs.FargateService(this, 'Service', {
