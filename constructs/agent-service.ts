@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -144,6 +144,11 @@ export interface AgentServiceProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
+/** How cdk-nag prints a value in a finding id: a pseudo parameter in brackets, or the literal. */
+function nagText(value: string, pseudoParameter: string): string {
+  return Token.isUnresolved(value) ? `<${pseudoParameter}>` : value;
+}
+
 /** Port the reference worker listens on in realtime mode. */
 const CONTAINER_PORT = 8080;
 const CONTAINER_NAME = 'agent';
@@ -287,7 +292,7 @@ export class AgentService extends Construct {
         }),
       );
       Validations.of(taskRole).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${stack.region}:<AWS::AccountId>:task/<${stack.getLogicalId(props.cluster.node.defaultChild as ecs.CfnCluster)}>/*]`,
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${nagText(stack.region, 'AWS::Region')}:${nagText(stack.account, 'AWS::AccountId')}:task/<${stack.getLogicalId(props.cluster.node.defaultChild as ecs.CfnCluster)}>/*]`,
         reason: 'Task ids are assigned at run time, so scale-in protection is granted on the tasks of this cluster.',
       });
     }

@@ -173,6 +173,14 @@ export class AgentStack extends Stack {
     }
   }
 
+  /**
+   * The zones listed in the config when it names an account, so that the
+   * CDK never looks them up; otherwise the CDK's own answer.
+   */
+  override get availabilityZones(): string[] {
+    return this.config?.availabilityZones ?? super.availabilityZones;
+  }
+
   private endpointAuth(auth: AuthConfig): EndpointAuth {
     switch (auth.type) {
       case 'jwt':
