@@ -1,0 +1,164 @@
+import type {
+  GatewayErrorResponse,
+  GatewayResponse,
+  GatewayRuntimeConfig,
+} from '../shared/contracts';
+import { AgentStackError, ModelCallError } from '../shared/errors';
+import { Logger } from '../shared/logger';
+import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
+import { validateGatewayConfig } from './config';
+import { requireField, runSteps, type GatewayContext, type GatewayStep } from './pipeline';
+import { invokeModelStep } from './steps/invoke-model';
+import { respondStep } from './steps/respond';
+import { resolveRouteStep } from './steps/route';
+import { validateStep } from './steps/validate';
+
+/**
+ * Milliseconds kept back from the Lambda's remaining time, so that the
+ * handler can still log and return a TimeoutError after aborting the call.
+ */
+export const RESPONSE_MARGIN_MS = 1_000;
+
+/** Steps of a gateway request, in order. */
+export const DEFAULT_GATEWAY_STEPS: readonly GatewayStep[] = [
+  validateStep,
+  resolveRouteStep,
+  invokeModelStep,
+  respondStep,
+];
+
+/** The parts of the Lambda context object that the gateway reads. */
+export interface GatewayLambdaContext {
+  readonly awsRequestId?: string;
+  getRemainingTimeInMillis?(): number;
+}
+
+/** Lambda handler of the gateway. It validates the payload itself, so the payload is `unknown`. */
+export type GatewayHandler = (
+  event: unknown,
+  lambdaContext?: GatewayLambdaContext,
+) => Promise<GatewayResponse | GatewayErrorResponse>;
+
+/** Settings of {@link createGatewayHandler}. */
+export interface GatewayHandlerOptions {
+  /** Agents with their routes and limits, validated when the handler is created. */
+  readonly config: GatewayRuntimeConfig;
+  /**
+   * Factory of the Bedrock client for a region. The handler calls it once per
+   * region and keeps the client for later requests.
+   * @default - createBedrockClient with the default credential chain
+   */
+  readonly clientForRegion?: ClientForRegion;
+  /**
+   * Logger for the line written per request.
+   * @default - a Logger writing to stdout at the LOG_LEVEL environment variable's level
+   */
+  readonly logger?: Logger;
+  /**
+   * Clock in epoch milliseconds, used for latencies and the deadline.
+   * @default Date.now
+   */
+  readonly now?: () => number;
+  /**
+   * Steps every request runs through.
+   * @default DEFAULT_GATEWAY_STEPS
+   */
+  readonly steps?: readonly GatewayStep[];
+}
+
+const MAX_LOGGED_ID_CHARS = 128;
+
+/** Reads an id field from the raw payload for logging, before it is validated. */
+function readId(event: unknown, field: string): string | undefined {
+  if (event === null || typeof event !== 'object') {
+    return undefined;
+  }
+  const value = (event as Record<string, unknown>)[field];
+  return typeof value === 'string' ? value.slice(0, MAX_LOGGED_ID_CHARS) : undefined;
+}
+
+/** Writes the one line that summarizes a request. */
+function logOutcome(context: GatewayContext, startedAt: number, error?: AgentStackError): void {
+  const { request, result } = context;
+  const fields = {
+    outcome: error === undefined ? 'success' : error.name,
+    errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
+    region: result?.target.region ?? context.route?.[0]?.region,
+    modelId: result?.target.modelId ?? context.route?.[0]?.modelId,
+    maxTokens: request?.maxTokens,
+    stopReason: result?.stopReason,
+    inputTokens: result?.usage.inputTokens,
+    outputTokens: result?.usage.outputTokens,
+    totalTokens: result?.usage.totalTokens,
+    latencyMs: result?.latencyMs,
+    durationMs: Math.round(context.services.now() - startedAt),
+  };
+  if (error === undefined) {
+    context.logger.info('Gateway request succeeded', fields);
+  } else if (error.statusCode < 500) {
+    context.logger.warn('Gateway request rejected', fields, error);
+  } else {
+    context.logger.error('Gateway request failed', fields, error);
+  }
+}
+
+function toErrorResponse(error: AgentStackError, requestId: string): GatewayErrorResponse {
+  return {
+    ok: false,
+    requestId,
+    error: {
+      name: error.name,
+      message: error.message,
+      errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
+    },
+  };
+}
+
+/**
+ * Creates the gateway's Lambda handler. It returns typed errors as
+ * `{ ok: false, error }` so that the caller matches on a stable name, and
+ * throws only on a bug, which Lambda then reports as a function error.
+ */
+export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHandler {
+  const config = validateGatewayConfig(options.config, 'createGatewayHandler options.config');
+  const clientForRegion = cacheClientsByRegion(
+    options.clientForRegion ?? ((region) => createBedrockClient(region)),
+  );
+  const baseLogger = options.logger ?? new Logger();
+  const now = options.now ?? Date.now;
+  const steps = options.steps ?? DEFAULT_GATEWAY_STEPS;
+  const services = { config, clientForRegion, now };
+
+  return async (event, lambdaContext) => {
+    const startedAt = now();
+    const requestId = readId(event, 'requestId') ?? lambdaContext?.awsRequestId ?? 'unknown';
+    const logger = baseLogger.child({
+      requestId,
+      agent: readId(event, 'agent'),
+      user: readId(event, 'userId'),
+      session: readId(event, 'sessionId'),
+    });
+    const remainingMs = lambdaContext?.getRemainingTimeInMillis?.();
+    const deadline =
+      remainingMs === undefined ? undefined : startedAt + remainingMs - RESPONSE_MARGIN_MS;
+    const context: GatewayContext = { event, requestId, deadline, services, logger };
+
+    // Prompts may contain personal data, so they are logged only at debug level.
+    const { system, messages } = (event ?? {}) as Record<string, unknown>;
+    logger.debug('Gateway request prompt', { system, messages });
+
+    try {
+      await runSteps(steps, context);
+      const response = requireField(context, 'response', 'handler');
+      logOutcome(context, startedAt);
+      return response;
+    } catch (error) {
+      if (error instanceof AgentStackError) {
+        logOutcome(context, startedAt, error);
+        return toErrorResponse(error, requestId);
+      }
+      logger.error('Gateway request failed with an unexpected error', {}, error);
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,274 @@
+/**
+ * Loopback server that speaks the Bedrock Runtime Converse wire protocol
+ * (restJson1 over HTTP/1.1), so that tests drive the real
+ * `@aws-sdk/client-bedrock-runtime` against scripted responses. Point a client
+ * at `endpoint` with `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` or the `endpoint`
+ * option, and give it a `NodeHttpHandler`, because this server does not
+ * speak HTTP/2.
+ */
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Token counts reported with a response. `totalTokens` defaults to their sum. */
+export interface ScriptedUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly totalTokens?: number;
+}
+
+interface ScriptedBase {
+  /**
+   * Milliseconds the server waits before it sends the response headers.
+   * @default 0
+   */
+  readonly delayMs?: number;
+}
+
+/** A text response from the assistant. */
+export interface TextResponse extends ScriptedBase {
+  readonly type: 'text';
+  readonly text: string;
+  /** @default 'end_turn' */
+  readonly stopReason?: string;
+  /** @default - 1 input token and 1 output token */
+  readonly usage?: ScriptedUsage;
+}
+
+/** A response that requests a tool call, optionally after some text. */
+export interface ToolUseResponse extends ScriptedBase {
+  readonly type: 'toolUse';
+  readonly toolUseId: string;
+  readonly name: string;
+  readonly input: unknown;
+  /** Text block sent before the toolUse block. @default - none */
+  readonly text?: string;
+  /** @default - 1 input token and 1 output token */
+  readonly usage?: ScriptedUsage;
+}
+
+/** An AWS error response, such as 429 ThrottlingException. */
+export interface ErrorResponse extends ScriptedBase {
+  readonly type: 'error';
+  readonly status: number;
+  /** AWS error type, which the SDK turns into the exception name. */
+  readonly errorType: string;
+  /** @default - a message naming the error type */
+  readonly message?: string;
+}
+
+/** One scripted response. Each request consumes the next one in order. */
+export type ScriptedResponse = TextResponse | ToolUseResponse | ErrorResponse;
+
+/** Operation named by the request path `/model/{modelId}/{operation}`. */
+export type BedrockOperation = 'converse' | 'converse-stream';
+
+/** A request the server received, for assertions. */
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Undefined when the path is not a Bedrock Runtime model operation. */
+  readonly operation?: BedrockOperation;
+  /** Model id decoded from the path. */
+  readonly modelId?: string;
+  /** Region of the SigV4 credential scope in the Authorization header. */
+  readonly region?: string;
+  readonly headers: IncomingHttpHeaders;
+  /** Parsed JSON body, or undefined when the body is empty or not JSON. */
+  readonly body: unknown;
+}
+
+/** A running loopback Bedrock server. */
+export interface BedrockServer {
+  /** Base URL, such as `http://127.0.0.1:40123`. */
+  readonly endpoint: string;
+  /** Requests received so far, oldest first. */
+  readonly requests: readonly RecordedRequest[];
+  /** Appends responses to the script, one per expected request, retries included. */
+  script(...responses: ScriptedResponse[]): void;
+  /** Returns the number of scripted responses not consumed yet. */
+  pending(): number;
+  /** Clears the script and the recorded requests. */
+  reset(): void;
+  /** Stops the server, drops open connections and cancels delayed responses. */
+  close(): Promise<void>;
+}
+
+/** Builds a text response. */
+export function textResponse(
+  text: string,
+  options: Omit<TextResponse, 'type' | 'text'> = {},
+): TextResponse {
+  return { type: 'text', text, ...options };
+}
+
+/** Builds a tool-use response. */
+export function toolUseResponse(options: Omit<ToolUseResponse, 'type'>): ToolUseResponse {
+  return { type: 'toolUse', ...options };
+}
+
+/** Builds an error response, such as `errorResponse(429, 'ThrottlingException')`. */
+export function errorResponse(
+  status: number,
+  errorType: string,
+  options: Omit<ErrorResponse, 'type' | 'status' | 'errorType'> = {},
+): ErrorResponse {
+  return { type: 'error', status, errorType, ...options };
+}
+
+/** Error type sent when a request arrives and the script is empty. */
+export const SCRIPT_EMPTY_ERROR_TYPE = 'LoopbackScriptEmptyException';
+
+const MODEL_PATH = /^\/model\/([^/]+)\/(converse|converse-stream)$/;
+const CREDENTIAL_SCOPE = /Credential=[^/]+\/\d{8}\/([^/]+)\/bedrock\//;
+// Real Bedrock sends the error type with a namespace suffix, which the SDK strips.
+const ERROR_TYPE_SUFFIX = ':http://internal.amazon.com/coral/com.amazon.bedrock/';
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.destroyed || res.writableEnded) {
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-amzn-requestid': randomUUID(),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, errorType: string, message: string): void {
+  sendJson(res, status, { message }, { 'x-amzn-errortype': `${errorType}${ERROR_TYPE_SUFFIX}` });
+}
+
+function usageOf(usage: ScriptedUsage | undefined): Required<ScriptedUsage> {
+  const inputTokens = usage?.inputTokens ?? 1;
+  const outputTokens = usage?.outputTokens ?? 1;
+  const totalTokens = usage?.totalTokens ?? inputTokens + outputTokens;
+  return { inputTokens, outputTokens, totalTokens };
+}
+
+/** Writes a scripted response as a Converse JSON body. */
+function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
+  if (response.type === 'error') {
+    const message = response.message ?? `Scripted ${response.errorType} from the loopback server.`;
+    sendError(res, response.status, response.errorType, message);
+    return;
+  }
+  const content: object[] = [];
+  if (response.text !== undefined) {
+    content.push({ text: response.text });
+  }
+  if (response.type === 'toolUse') {
+    const { toolUseId, name, input } = response;
+    content.push({ toolUse: { toolUseId, name, input } });
+  }
+  sendJson(res, 200, {
+    output: { message: { role: 'assistant', content } },
+    stopReason: response.type === 'toolUse' ? 'tool_use' : (response.stopReason ?? 'end_turn'),
+    usage: usageOf(response.usage),
+    metrics: { latencyMs: response.delayMs ?? 0 },
+  });
+}
+
+// NOTE: converse-stream has no renderer yet, so its requests get a 500. Its
+// renderer will write AWS event-stream frames encoded with @smithy/eventstream-codec.
+const RENDERERS: Partial<Record<BedrockOperation, typeof renderConverse>> = {
+  converse: renderConverse,
+};
+
+function parseJson(text: string): unknown {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function recordRequest(method: string, path: string, headers: IncomingHttpHeaders, text: string) {
+  const match = MODEL_PATH.exec(path);
+  const scope = CREDENTIAL_SCOPE.exec(headers.authorization ?? '');
+  return {
+    method,
+    path,
+    operation: match?.[2] as BedrockOperation | undefined,
+    modelId: match === null ? undefined : decodeURIComponent(match[1]),
+    region: scope?.[1],
+    headers,
+    body: parseJson(text),
+  };
+}
+
+/** Starts a server on 127.0.0.1 on a free port. */
+export async function startBedrockServer(): Promise<BedrockServer> {
+  const script: ScriptedResponse[] = [];
+  const requests: RecordedRequest[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const path = (req.url ?? '/').split('?')[0];
+      const text = Buffer.concat(chunks).toString('utf8');
+      const recorded = recordRequest(req.method ?? 'GET', path, req.headers, text);
+      requests.push(recorded);
+
+      const render = recorded.operation && RENDERERS[recorded.operation];
+      if (req.method !== 'POST' || render === undefined) {
+        const message = `The loopback Bedrock server does not serve ${req.method} ${path}.`;
+        sendError(res, recorded.operation ? 500 : 404, 'UnknownOperationException', message);
+        return;
+      }
+      const response = script.shift();
+      if (response === undefined) {
+        const message =
+          `The loopback Bedrock server has no scripted response left for request ` +
+          `${requests.length} (POST ${path}). Script one response per expected request, ` +
+          'retries included.';
+        sendError(res, 500, SCRIPT_EMPTY_ERROR_TYPE, message);
+        return;
+      }
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        render(response, res);
+      }, response.delayMs ?? 0);
+      timers.add(timer);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    script: (...responses) => {
+      script.push(...responses);
+    },
+    pending: () => script.length,
+    reset: () => {
+      script.length = 0;
+      requests.length = 0;
+    },
+    close: async () => {
+      for (const timer of timers) {
+        clearTimeout(timer);
+      }
+      timers.clear();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive clients hold idle connections that would keep close() waiting.
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
