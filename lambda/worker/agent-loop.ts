@@ -145,6 +145,8 @@ export async function runAgentTask(
     try {
       response = await model.converse(
         {
+          // One id per call, because the gateway settles usage once per id.
+          // Errors of the call carry it, and the gateway logs it.
           requestId: `${task.requestId}-${iterations}`,
           agent: config.agent,
           userId: task.userId,

