@@ -77,7 +77,10 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
     logger,
   );
   const consumer = new QueueConsumer({
-    sqs: new SQSClient({}),
+    // By default the SDK sends each call to the host of the queue URL and
+    // ignores AWS_ENDPOINT_URL_SQS. The regional endpoint serves every queue
+    // of the region, because the JSON protocol carries the URL in the body.
+    sqs: new SQSClient({ useQueueUrlAsEndpoint: false }),
     queueUrl: settings.queueUrl!,
     config,
     runTask,
