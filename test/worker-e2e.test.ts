@@ -9,14 +9,29 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { WORKER_ENV, WorkerRuntimeConfig } from '../lambda/shared/contracts';
 import { partitionKey } from '../lambda/worker/memory';
-import { ALB_PUBLIC_KEYS_URL_ENV, ECS_AGENT_URI_ENV, LISTEN_HOST_ENV } from '../lambda/worker/settings';
+import {
+  ALB_PUBLIC_KEYS_URL_ENV,
+  ECS_AGENT_URI_ENV,
+  LISTEN_HOST_ENV,
+} from '../lambda/worker/settings';
 import { textResponse, toolUseResponse } from './support/bedrock-server';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './support/dynamodb-local';
 import { EcsAgentServer, startEcsAgentServer } from './support/ecs-agent-server';
 import { httpRequest } from './support/http-client';
-import { IdentityServer, TEST_AUDIENCE, TEST_ISSUER, startIdentityServer } from './support/jwks-server';
+import {
+  IdentityServer,
+  TEST_AUDIENCE,
+  TEST_ISSUER,
+  startIdentityServer,
+} from './support/jwks-server';
 import { SqsServer, startSqsServer } from './support/sqs-server';
-import { AGENT, GATEWAY_FUNCTION, WorkerHarness, startWorkerHarness, workerConfig } from './support/worker-harness';
+import {
+  AGENT,
+  GATEWAY_FUNCTION,
+  WorkerHarness,
+  startWorkerHarness,
+  workerConfig,
+} from './support/worker-harness';
 
 const BUNDLE = join(__dirname, '..', 'dist', 'assets', 'worker', 'index.js');
 
@@ -93,7 +108,9 @@ function startWorker(config: WorkerRuntimeConfig, extraEnv: Record<string, strin
     }
     waiters.forEach((wake) => wake());
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
 
   return {
     child,
@@ -110,11 +127,15 @@ function startWorker(config: WorkerRuntimeConfig, extraEnv: Record<string, strin
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`No matching log line within ${timeoutMs} ms; got:\n${rawLines.join('\n')}`));
+          reject(
+            new Error(`No matching log line within ${timeoutMs} ms; got:\n${rawLines.join('\n')}`),
+          );
         }, timeoutMs);
         const onExit = () => {
           cleanup();
-          reject(new Error(`Worker exited before the log line appeared; got:\n${rawLines.join('\n')}`));
+          reject(
+            new Error(`Worker exited before the log line appeared; got:\n${rawLines.join('\n')}`),
+          );
         };
         const cleanup = () => {
           clearTimeout(timer);
@@ -130,12 +151,17 @@ function startWorker(config: WorkerRuntimeConfig, extraEnv: Record<string, strin
 }
 
 async function storedTurns(userId: string, sessionId: string) {
-  const output = await harness.dynamo.documentClient.send(new QueryCommand({
-    TableName: harness.dynamo.tableName,
-    KeyConditionExpression: 'pk = :pk',
-    ExpressionAttributeValues: { ':pk': partitionKey({ agent: AGENT, userId, sessionId }) },
+  const output = await harness.dynamo.documentClient.send(
+    new QueryCommand({
+      TableName: harness.dynamo.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': partitionKey({ agent: AGENT, userId, sessionId }) },
+    }),
+  );
+  return (output.Items ?? []).map((item) => ({
+    role: item.role,
+    content: JSON.parse(item.content),
   }));
-  return (output.Items ?? []).map((item) => ({ role: item.role, content: JSON.parse(item.content) }));
 }
 
 test('the worker bundle exists', () => {
@@ -145,17 +171,29 @@ test('the worker bundle exists', () => {
 describe('worker bundle in realtime mode', () => {
   test('serves an authenticated invoke with a tool call', async () => {
     const config = workerConfig({
-      auth: { type: 'jwt', issuer: TEST_ISSUER, audience: [TEST_AUDIENCE], jwksUri: identity.jwksUri, userClaim: 'sub' },
+      auth: {
+        type: 'jwt',
+        issuer: TEST_ISSUER,
+        audience: [TEST_AUDIENCE],
+        jwksUri: identity.jwksUri,
+        userClaim: 'sub',
+      },
     });
     const worker = startWorker(config, {
       [WORKER_ENV.port]: '0',
       [LISTEN_HOST_ENV]: '127.0.0.1',
       [ALB_PUBLIC_KEYS_URL_ENV]: identity.albKeysUrl,
     });
-    const listening = await worker.waitForLog((line) => line.message === 'realtime server listening');
+    const listening = await worker.waitForLog(
+      (line) => line.message === 'realtime server listening',
+    );
     harness.bedrock.reset();
     harness.bedrock.script(
-      toolUseResponse({ toolUseId: 'e2e-1', name: 'lookup_order', input: { orderId: 'ORD-10003' } }),
+      toolUseResponse({
+        toolUseId: 'e2e-1',
+        name: 'lookup_order',
+        input: { orderId: 'ORD-10003' },
+      }),
       textResponse('Order ORD-10003 is still being processed.'),
     );
     const token = await identity.signJwt({ subject: 'e2e-user' });
@@ -201,7 +239,10 @@ describe('worker bundle in realtime mode', () => {
 
 describe('worker bundle in background mode', () => {
   test('processes a queue message and hands one back on SIGTERM', async () => {
-    const { queueUrl } = await sqs.createQueueWithDlq('e2e-tasks', { maxReceiveCount: 3, visibilityTimeoutSeconds: 60 });
+    const { queueUrl } = await sqs.createQueueWithDlq('e2e-tasks', {
+      maxReceiveCount: 3,
+      visibilityTimeoutSeconds: 60,
+    });
     const config = workerConfig({ mode: 'background', concurrency: 1 });
     const worker = startWorker(config, {
       [WORKER_ENV.queueUrl]: queueUrl,
@@ -214,10 +255,16 @@ describe('worker bundle in background mode', () => {
       textResponse('Too late.', { delayMs: 10_000 }),
     );
 
-    await sqs.client.send(new SendMessageCommand({
-      QueueUrl: queueUrl,
-      MessageBody: JSON.stringify({ message: 'How long can I return items?', userId: 'producer-user', sessionId: 'bg-e2e' }),
-    }));
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: JSON.stringify({
+          message: 'How long can I return items?',
+          userId: 'producer-user',
+          sessionId: 'bg-e2e',
+        }),
+      }),
+    );
     await worker.waitForLog((line) => line.message === 'message deleted');
     const turns = await storedTurns('producer-user', 'bg-e2e');
     expect(turns.map((turn) => turn.content[0].text)).toEqual([
@@ -225,20 +272,32 @@ describe('worker bundle in background mode', () => {
       'The return window is 30 days.',
     ]);
 
-    await sqs.client.send(new SendMessageCommand({
-      QueueUrl: queueUrl,
-      MessageBody: JSON.stringify({ message: 'Write a long report', userId: 'producer-user', sessionId: 'bg-e2e-2' }),
-    }));
-    await worker.waitForLog((line) => line.message === 'task started' && line.session === 'bg-e2e-2');
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: JSON.stringify({
+          message: 'Write a long report',
+          userId: 'producer-user',
+          sessionId: 'bg-e2e-2',
+        }),
+      }),
+    );
+    await worker.waitForLog(
+      (line) => line.message === 'task started' && line.session === 'bg-e2e-2',
+    );
     worker.child.kill('SIGTERM');
 
     expect(await worker.exited).toBe(0);
-    const returned = await sqs.client.send(new ReceiveMessageCommand({
-      QueueUrl: queueUrl,
-      WaitTimeSeconds: 0,
-      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-    }));
-    expect(returned.Messages?.map((message) => JSON.parse(message.Body!).sessionId)).toEqual(['bg-e2e-2']);
+    const returned = await sqs.client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      }),
+    );
+    expect(returned.Messages?.map((message) => JSON.parse(message.Body!).sessionId)).toEqual([
+      'bg-e2e-2',
+    ]);
     expect(returned.Messages![0].Attributes?.ApproximateReceiveCount).toBe('2');
     expect(await storedTurns('producer-user', 'bg-e2e-2')).toEqual([]);
     expect(ecsAgent.requests.some((request) => request.ProtectionEnabled)).toBe(true);

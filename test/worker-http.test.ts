@@ -8,7 +8,12 @@ import { REQUEST_ID_HEADER, startRealtimeServer } from '../lambda/worker/http-se
 import { partitionKey } from '../lambda/worker/memory';
 import { errorResponse, textResponse } from './support/bedrock-server';
 import { HttpResult, httpRequest } from './support/http-client';
-import { IdentityServer, TEST_AUDIENCE, TEST_ISSUER, startIdentityServer } from './support/jwks-server';
+import {
+  IdentityServer,
+  TEST_AUDIENCE,
+  TEST_ISSUER,
+  startIdentityServer,
+} from './support/jwks-server';
 import { AGENT, WorkerHarness, startWorkerHarness, workerConfig } from './support/worker-harness';
 
 const LOAD_BALANCER_ARN =
@@ -42,14 +47,29 @@ let openUrl: string;
 beforeAll(async () => {
   [harness, identity] = await Promise.all([startWorkerHarness(), startIdentityServer()]);
   const limits = { maxBodyBytes: MAX_BODY_BYTES };
-  jwtUrl = await serve(workerConfig({
-    limits,
-    auth: { type: 'jwt', issuer: TEST_ISSUER, audience: [TEST_AUDIENCE], jwksUri: identity.jwksUri, userClaim: 'sub' },
-  }));
-  albUrl = await serve(workerConfig({
-    limits,
-    auth: { type: 'alb-oidc', region: 'us-east-1', loadBalancerArn: LOAD_BALANCER_ARN, userClaim: 'sub' },
-  }));
+  jwtUrl = await serve(
+    workerConfig({
+      limits,
+      auth: {
+        type: 'jwt',
+        issuer: TEST_ISSUER,
+        audience: [TEST_AUDIENCE],
+        jwksUri: identity.jwksUri,
+        userClaim: 'sub',
+      },
+    }),
+  );
+  albUrl = await serve(
+    workerConfig({
+      limits,
+      auth: {
+        type: 'alb-oidc',
+        region: 'us-east-1',
+        loadBalancerArn: LOAD_BALANCER_ARN,
+        userClaim: 'sub',
+      },
+    }),
+  );
   openUrl = await serve(workerConfig({ limits, auth: { type: 'none' } }));
 });
 
@@ -65,7 +85,11 @@ beforeEach(() => {
   harness.bedrock.reset();
 });
 
-function invoke(url: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+function invoke(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   return httpRequest(`${url}/invoke`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -77,7 +101,9 @@ function invoke(url: string, body: unknown, headers: Record<string, string> = {}
 function expectUnauthorized(result: HttpResult, reason: RegExp): void {
   expect(result.status).toBe(401);
   const logged = harness.logs.find(
-    (line) => line.message === 'authentication failed' && line.requestId === result.headers[REQUEST_ID_HEADER],
+    (line) =>
+      line.message === 'authentication failed' &&
+      line.requestId === result.headers[REQUEST_ID_HEADER],
   );
   expect(`${logged?.reason}: ${logged?.errorName ?? ''}`).toMatch(reason);
   expect(result.json.error).toEqual({
@@ -89,20 +115,28 @@ function expectUnauthorized(result: HttpResult, reason: RegExp): void {
 }
 
 async function storedTurns(userId: string, sessionId: string) {
-  const output = await harness.dynamo.documentClient.send(new QueryCommand({
-    TableName: harness.dynamo.tableName,
-    KeyConditionExpression: 'pk = :pk',
-    ExpressionAttributeValues: { ':pk': partitionKey({ agent: AGENT, userId, sessionId }) },
-  }));
+  const output = await harness.dynamo.documentClient.send(
+    new QueryCommand({
+      TableName: harness.dynamo.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': partitionKey({ agent: AGENT, userId, sessionId }) },
+    }),
+  );
   return output.Items ?? [];
 }
 
 describe('realtime invoke with jwt auth', () => {
   test('answers a caller with a valid token', async () => {
-    harness.bedrock.script(textResponse('Hello Ann.', { usage: { inputTokens: 10, outputTokens: 3 } }));
+    harness.bedrock.script(
+      textResponse('Hello Ann.', { usage: { inputTokens: 10, outputTokens: 3 } }),
+    );
     const token = await identity.signJwt({ subject: 'user-42' });
 
-    const result = await invoke(jwtUrl, { message: 'Hi', sessionId: 'web-1' }, { authorization: `Bearer ${token}` });
+    const result = await invoke(
+      jwtUrl,
+      { message: 'Hi', sessionId: 'web-1' },
+      { authorization: `Bearer ${token}` },
+    );
 
     expect(result.status).toBe(200);
     expect(result.json).toEqual({
@@ -135,7 +169,10 @@ describe('realtime invoke with jwt auth', () => {
   });
 
   test('rejects a missing token', async () => {
-    expectUnauthorized(await invoke(jwtUrl, { message: 'Hi' }), /missing or malformed Authorization/);
+    expectUnauthorized(
+      await invoke(jwtUrl, { message: 'Hi' }),
+      /missing or malformed Authorization/,
+    );
   });
 
   test('rejects a forged token', async () => {
@@ -164,7 +201,11 @@ describe('realtime invoke with jwt auth', () => {
 
   test('rejects a user id in the body', async () => {
     const token = await identity.signJwt({ subject: 'user-42' });
-    const result = await invoke(jwtUrl, { message: 'Hi', userId: 'admin' }, { authorization: `Bearer ${token}` });
+    const result = await invoke(
+      jwtUrl,
+      { message: 'Hi', userId: 'admin' },
+      { authorization: `Bearer ${token}` },
+    );
     expect(result.status).toBe(400);
     expect(result.json.error.name).toBe('InvalidRequestError');
     expect(result.json.error.message).toMatch(/Unknown field\(s\) userId/);
@@ -177,7 +218,11 @@ describe('realtime invoke with alb-oidc auth', () => {
     const token = identity.signAlbToken({ subject: 'alb-user-7', signer: LOAD_BALANCER_ARN });
     expect(token).toContain('=');
 
-    const result = await invoke(albUrl, { message: 'Hi', sessionId: 'alb-1' }, { 'x-amzn-oidc-data': token });
+    const result = await invoke(
+      albUrl,
+      { message: 'Hi', sessionId: 'alb-1' },
+      { 'x-amzn-oidc-data': token },
+    );
 
     expect(result.status).toBe(200);
     expect(await storedTurns('alb-user-7', 'alb-1')).toHaveLength(2);
@@ -243,7 +288,9 @@ describe('realtime request handling', () => {
   });
 
   test('answers an unknown path with 404', async () => {
-    const result = await httpRequest(`${openUrl.replace(AGENT, 'billing')}/invoke`, { method: 'POST' });
+    const result = await httpRequest(`${openUrl.replace(AGENT, 'billing')}/invoke`, {
+      method: 'POST',
+    });
     expect(result.status).toBe(404);
     expect(result.json.error.name).toBe('NotFoundError');
   });

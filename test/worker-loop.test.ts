@@ -3,7 +3,13 @@ import { AgentStackError, ModelCallError } from '../lambda/shared/errors';
 import { SessionConflictError, TaskAbortedError } from '../lambda/worker/errors';
 import { partitionKey, sortKey } from '../lambda/worker/memory';
 import { errorResponse, textResponse, toolUseResponse } from './support/bedrock-server';
-import { AGENT, MAX_TOKENS_PER_CALL, WorkerHarness, startWorkerHarness, workerConfig } from './support/worker-harness';
+import {
+  AGENT,
+  MAX_TOKENS_PER_CALL,
+  WorkerHarness,
+  startWorkerHarness,
+  workerConfig,
+} from './support/worker-harness';
 
 type Block = Record<string, any>;
 type ConverseBody = {
@@ -32,7 +38,7 @@ function converseBodies(): ConverseBody[] {
   return harness.bedrock.requests.map((request) => request.body as ConverseBody);
 }
 
-/** The toolResult blocks of the last user turn of the `index`-th model request. */
+/** Returns the toolResult blocks of the last user turn of the `index`-th model request. */
 function toolResultsSent(index: number): Block[] {
   const messages = converseBodies()[index].messages;
   const last = messages[messages.length - 1];
@@ -48,11 +54,15 @@ describe('agent loop', () => {
   test('runs a multi-step tool conversation', async () => {
     harness.bedrock.script(
       toolUseResponse({
-        toolUseId: 'call-1', name: 'lookup_order', input: { orderId: 'ORD-10002' },
+        toolUseId: 'call-1',
+        name: 'lookup_order',
+        input: { orderId: 'ORD-10002' },
         usage: { inputTokens: 120, outputTokens: 30 },
       }),
       toolUseResponse({
-        toolUseId: 'call-2', name: 'search_knowledge_base', input: { query: 'shipping times', limit: 2 },
+        toolUseId: 'call-2',
+        name: 'search_knowledge_base',
+        input: { query: 'shipping times', limit: 2 },
         usage: { inputTokens: 300, outputTokens: 40 },
       }),
       textResponse('Order ORD-10002 has shipped and arrives within 5 business days.', {
@@ -112,11 +122,15 @@ describe('agent loop', () => {
     const config = workerConfig({ limits: { maxTokensPerTask: 1_000 } });
     harness.bedrock.script(
       toolUseResponse({
-        toolUseId: 'a', name: 'lookup_order', input: { orderId: 'ORD-10001' },
+        toolUseId: 'a',
+        name: 'lookup_order',
+        input: { orderId: 'ORD-10001' },
         usage: { inputTokens: 600, outputTokens: 100 },
       }),
       toolUseResponse({
-        toolUseId: 'b', name: 'lookup_order', input: { orderId: 'ORD-10002' },
+        toolUseId: 'b',
+        name: 'lookup_order',
+        input: { orderId: 'ORD-10002' },
         usage: { inputTokens: 250, outputTokens: 60 },
       }),
     );
@@ -135,9 +149,21 @@ describe('agent loop', () => {
   test('stops on a third identical tool call', async () => {
     // Key order differs between the calls; the input is still the same.
     harness.bedrock.script(
-      toolUseResponse({ toolUseId: 'a', name: 'search_knowledge_base', input: { query: 'refund', limit: 1 } }),
-      toolUseResponse({ toolUseId: 'b', name: 'search_knowledge_base', input: { limit: 1, query: 'refund' } }),
-      toolUseResponse({ toolUseId: 'c', name: 'search_knowledge_base', input: { query: 'refund', limit: 1 } }),
+      toolUseResponse({
+        toolUseId: 'a',
+        name: 'search_knowledge_base',
+        input: { query: 'refund', limit: 1 },
+      }),
+      toolUseResponse({
+        toolUseId: 'b',
+        name: 'search_knowledge_base',
+        input: { limit: 1, query: 'refund' },
+      }),
+      toolUseResponse({
+        toolUseId: 'c',
+        name: 'search_knowledge_base',
+        input: { query: 'refund', limit: 1 },
+      }),
       textResponse('never sent'),
     );
 
@@ -165,20 +191,33 @@ describe('agent loop', () => {
     const cancel = new AbortController();
     setTimeout(() => cancel.abort(), 200);
 
-    const run = harness.run({ message: 'Hi', sessionId: 'cancelled-session' }, undefined, cancel.signal);
+    const run = harness.run(
+      { message: 'Hi', sessionId: 'cancelled-session' },
+      undefined,
+      cancel.signal,
+    );
 
     await expect(run).rejects.toBeInstanceOf(TaskAbortedError);
-    const stored = await harness.dynamo.documentClient.send(new QueryCommand({
-      TableName: harness.dynamo.tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': partitionKey({ agent: AGENT, userId: 'user-1', sessionId: 'cancelled-session' }) },
-    }));
+    const stored = await harness.dynamo.documentClient.send(
+      new QueryCommand({
+        TableName: harness.dynamo.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: {
+          ':pk': partitionKey({ agent: AGENT, userId: 'user-1', sessionId: 'cancelled-session' }),
+        },
+      }),
+    );
     expect(stored.Items).toEqual([]);
   });
 
   test('writes one log line per task with its ids and metrics', async () => {
     harness.bedrock.script(textResponse('Hi there'));
-    await harness.run({ message: 'Hi', requestId: 'req-log-1', userId: 'user-7', sessionId: 'session-log' });
+    await harness.run({
+      message: 'Hi',
+      requestId: 'req-log-1',
+      userId: 'user-7',
+      sessionId: 'session-log',
+    });
 
     const line = harness.logs.find((entry) => entry.message === 'task finished');
     expect(line).toMatchObject({
@@ -207,7 +246,9 @@ describe('tool calls', () => {
     expect(result.stopReason).toBe('end_turn');
     const [rejected] = toolResultsSent(1);
     expect(rejected.status).toBe('error');
-    expect(rejected.content[0].text).toMatch(/input for tool lookup_order is invalid: \/orderId must match pattern/);
+    expect(rejected.content[0].text).toMatch(
+      /input for tool lookup_order is invalid: \/orderId must match pattern/,
+    );
     expect(invocationsOf('lookup-order')).toHaveLength(0);
   });
 
@@ -222,14 +263,17 @@ describe('tool calls', () => {
     expect(result.stopReason).toBe('end_turn');
     const [failed] = toolResultsSent(1);
     expect(failed.status).toBe('error');
-    expect(failed.content[0].text).toBe('Tool check_inventory failed: inventory service is unavailable');
+    expect(failed.content[0].text).toBe(
+      'Tool check_inventory failed: inventory service is unavailable',
+    );
     expect(invocationsOf('check-inventory')[0].functionError).toBe('Unhandled');
   });
 
   test('does not run a high-impact tool', async () => {
     harness.bedrock.script(
       toolUseResponse({
-        toolUseId: 'refund', name: 'issue_refund',
+        toolUseId: 'refund',
+        name: 'issue_refund',
         input: { orderId: 'ORD-10001', amountUsd: 39.5, reason: 'Mouse arrived broken' },
       }),
       textResponse('A person has to approve this refund.'),
@@ -264,7 +308,8 @@ describe('model errors', () => {
     harness.bedrock.script(errorResponse(status, errorType));
     const sessionId = `error-${status}`;
 
-    const error = await harness.run({ message: 'Hi', requestId: `req-${status}`, sessionId })
+    const error = await harness
+      .run({ message: 'Hi', requestId: `req-${status}`, sessionId })
       .catch((caught: unknown) => caught);
 
     expect(error).toBeInstanceOf(AgentStackError);
@@ -272,11 +317,15 @@ describe('model errors', () => {
     expect((error as AgentStackError).statusCode).toBe(statusCode);
     // The id of the failed model call: the task's request id and the iteration.
     expect((error as AgentStackError).requestId).toBe(`req-${status}-1`);
-    const stored = await harness.dynamo.documentClient.send(new QueryCommand({
-      TableName: harness.dynamo.tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': partitionKey({ agent: AGENT, userId: 'user-1', sessionId }) },
-    }));
+    const stored = await harness.dynamo.documentClient.send(
+      new QueryCommand({
+        TableName: harness.dynamo.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: {
+          ':pk': partitionKey({ agent: AGENT, userId: 'user-1', sessionId }),
+        },
+      }),
+    );
     expect(stored.Items).toEqual([]);
   });
 
@@ -293,19 +342,31 @@ describe('memory', () => {
 
   test('round-trips turns and ignores expired items', async () => {
     const session = { agent: AGENT, userId: 'user-mem', sessionId: 'memory-session' };
-    for (const [seq, role, text] of [[0, 'user', 'My code is 1234'], [1, 'assistant', 'Noted']] as const) {
-      await harness.dynamo.documentClient.send(new PutCommand({
-        TableName: harness.dynamo.tableName,
-        Item: {
-          pk: partitionKey(session), sk: sortKey(seq), role,
-          content: JSON.stringify([{ text }]), expiresAt: nowSeconds() - 10,
-        },
-      }));
+    for (const [seq, role, text] of [
+      [0, 'user', 'My code is 1234'],
+      [1, 'assistant', 'Noted'],
+    ] as const) {
+      await harness.dynamo.documentClient.send(
+        new PutCommand({
+          TableName: harness.dynamo.tableName,
+          Item: {
+            pk: partitionKey(session),
+            sk: sortKey(seq),
+            role,
+            content: JSON.stringify([{ text }]),
+            expiresAt: nowSeconds() - 10,
+          },
+        }),
+      );
     }
     harness.bedrock.script(textResponse('Hello Ann.'), textResponse('Your name is Ann.'));
 
     await harness.run({ message: 'I am Ann', userId: 'user-mem', sessionId: 'memory-session' });
-    await harness.run({ message: 'What is my name?', userId: 'user-mem', sessionId: 'memory-session' });
+    await harness.run({
+      message: 'What is my name?',
+      userId: 'user-mem',
+      sessionId: 'memory-session',
+    });
 
     const [first, second] = converseBodies();
     expect(first.messages).toEqual([{ role: 'user', content: [{ text: 'I am Ann' }] }]);
@@ -316,10 +377,12 @@ describe('memory', () => {
     ]);
 
     // New turns follow the expired ones instead of overwriting them.
-    const turn = await harness.dynamo.documentClient.send(new GetCommand({
-      TableName: harness.dynamo.tableName,
-      Key: { pk: partitionKey(session), sk: sortKey(2) },
-    }));
+    const turn = await harness.dynamo.documentClient.send(
+      new GetCommand({
+        TableName: harness.dynamo.tableName,
+        Key: { pk: partitionKey(session), sk: sortKey(2) },
+      }),
+    );
     expect(JSON.parse(turn.Item?.content)).toEqual([{ text: 'I am Ann' }]);
     const ttlDays = workerConfig().memoryTtlDays;
     expect(turn.Item?.expiresAt).toBeGreaterThan(nowSeconds() + ttlDays * 86_400 - 60);

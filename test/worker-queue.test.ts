@@ -18,7 +18,11 @@ let queueCount = 0;
 const consumers: QueueConsumer[] = [];
 
 beforeAll(async () => {
-  [harness, sqs, ecsAgent] = await Promise.all([startWorkerHarness(), startSqsServer(), startEcsAgentServer()]);
+  [harness, sqs, ecsAgent] = await Promise.all([
+    startWorkerHarness(),
+    startSqsServer(),
+    startEcsAgentServer(),
+  ]);
 });
 
 afterAll(async () => {
@@ -32,7 +36,10 @@ beforeEach(() => {
   ecsAgent.requests.length = 0;
 });
 
-async function waitFor<T>(read: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+async function waitFor<T>(
+  read: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
@@ -85,17 +92,21 @@ function startConsumer(
 }
 
 async function send(queueUrl: string, body: unknown): Promise<void> {
-  await sqs.client.send(new SendMessageCommand({
-    QueueUrl: queueUrl,
-    MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
-  }));
+  await sqs.client.send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
+    }),
+  );
 }
 
 async function queueDepth(queueUrl: string): Promise<{ visible: number; inFlight: number }> {
-  const output = await sqs.client.send(new GetQueueAttributesCommand({
-    QueueUrl: queueUrl,
-    AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-  }));
+  const output = await sqs.client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
   return {
     visible: Number(output.Attributes?.ApproximateNumberOfMessages),
     inFlight: Number(output.Attributes?.ApproximateNumberOfMessagesNotVisible),
@@ -103,11 +114,13 @@ async function queueDepth(queueUrl: string): Promise<{ visible: number; inFlight
 }
 
 function receiveNow(queueUrl: string) {
-  return sqs.client.send(new ReceiveMessageCommand({
-    QueueUrl: queueUrl,
-    WaitTimeSeconds: 0,
-    MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-  }));
+  return sqs.client.send(
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      WaitTimeSeconds: 0,
+      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+    }),
+  );
 }
 
 function logged(message: string) {
@@ -116,9 +129,16 @@ function logged(message: string) {
 
 describe('queue consumer', () => {
   test('deletes a message after its task succeeds', async () => {
-    const { queueUrl, dlqUrl } = await newQueue({ maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
+    const { queueUrl, dlqUrl } = await newQueue({
+      maxReceiveCount: 3,
+      visibilityTimeoutSeconds: 30,
+    });
     harness.bedrock.script(textResponse('Report written.'));
-    await send(queueUrl, { message: 'Summarize the return policy', userId: 'producer-user', sessionId: 'bg-1' });
+    await send(queueUrl, {
+      message: 'Summarize the return policy',
+      userId: 'producer-user',
+      sessionId: 'bg-1',
+    });
 
     const consumer = startConsumer(queueUrl);
     const done = await waitFor(() => logged('message deleted')[0]);
@@ -133,8 +153,14 @@ describe('queue consumer', () => {
   });
 
   test('returns failed messages until they reach the dead-letter queue', async () => {
-    const { queueUrl, dlqUrl } = await newQueue({ maxReceiveCount: 2, visibilityTimeoutSeconds: 30 });
-    harness.bedrock.script(errorResponse(500, 'InternalServerException'), errorResponse(500, 'InternalServerException'));
+    const { queueUrl, dlqUrl } = await newQueue({
+      maxReceiveCount: 2,
+      visibilityTimeoutSeconds: 30,
+    });
+    harness.bedrock.script(
+      errorResponse(500, 'InternalServerException'),
+      errorResponse(500, 'InternalServerException'),
+    );
     await send(queueUrl, { message: 'Research topic', userId: 'producer-user' });
 
     const consumer = startConsumer(queueUrl);
@@ -149,7 +175,10 @@ describe('queue consumer', () => {
   });
 
   test('leaves a poison message for the dead-letter queue', async () => {
-    const { queueUrl, dlqUrl } = await newQueue({ maxReceiveCount: 1, visibilityTimeoutSeconds: 30 });
+    const { queueUrl, dlqUrl } = await newQueue({
+      maxReceiveCount: 1,
+      visibilityTimeoutSeconds: 30,
+    });
     await send(queueUrl, 'this is not JSON');
 
     const consumer = startConsumer(queueUrl);
@@ -157,8 +186,9 @@ describe('queue consumer', () => {
     await consumer.stop();
 
     expect(dead.Body).toBe('this is not JSON');
-    expect(logged('message is not a valid task; returning it for the dead-letter queue')[0])
-      .toMatchObject({ level: 'error', reason: 'the body is not valid JSON' });
+    expect(
+      logged('message is not a valid task; returning it for the dead-letter queue')[0],
+    ).toMatchObject({ level: 'error', reason: 'the body is not valid JSON' });
     expect(harness.bedrock.requests).toHaveLength(0);
   });
 
@@ -168,7 +198,10 @@ describe('queue consumer', () => {
     harness.bedrock.script(textResponse('Slow report.', { delayMs: 2_500 }));
     await send(queueUrl, { message: 'Slow research', userId: 'producer-user' });
 
-    const consumer = startConsumer(queueUrl, { heartbeatSeconds: 0.3, visibilityTimeoutSeconds: 2 });
+    const consumer = startConsumer(queueUrl, {
+      heartbeatSeconds: 0.3,
+      visibilityTimeoutSeconds: 2,
+    });
     await waitFor(() => harness.bedrock.requests.length > 0 || undefined);
     const seenByOthers: unknown[] = [];
     while (logged('message deleted').length === 0) {
@@ -185,7 +218,11 @@ describe('queue consumer', () => {
   test('hands an in-flight message back when stopped', async () => {
     const { queueUrl } = await newQueue({ maxReceiveCount: 3, visibilityTimeoutSeconds: 60 });
     harness.bedrock.script(textResponse('Too late.', { delayMs: 5_000 }));
-    await send(queueUrl, { message: 'Long research', userId: 'producer-user', sessionId: 'stopped' });
+    await send(queueUrl, {
+      message: 'Long research',
+      userId: 'producer-user',
+      sessionId: 'stopped',
+    });
 
     const consumer = startConsumer(queueUrl);
     await waitFor(() => harness.bedrock.requests.length > 0 || undefined);
@@ -196,14 +233,19 @@ describe('queue consumer', () => {
     const returned = await receiveNow(queueUrl);
     expect(returned.Messages).toHaveLength(1);
     expect(returned.Messages![0].Attributes?.ApproximateReceiveCount).toBe('2');
-    expect(logged('task cancelled because the worker is stopping; returning the message')).toHaveLength(1);
+    expect(
+      logged('task cancelled because the worker is stopping; returning the message'),
+    ).toHaveLength(1);
     expect(ecsAgent.requests.at(-1)).toEqual({ ProtectionEnabled: false });
   });
 
   test('runs at most concurrency tasks at once', async () => {
     const { queueUrl } = await newQueue({ maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
-    harness.bedrock.script(...[1, 2, 3, 4].map((n) => textResponse(`Report ${n}.`, { delayMs: 400 })));
-    for (const n of [1, 2, 3, 4]) await send(queueUrl, { message: `Task ${n}`, userId: 'producer-user' });
+    harness.bedrock.script(
+      ...[1, 2, 3, 4].map((n) => textResponse(`Report ${n}.`, { delayMs: 400 })),
+    );
+    for (const n of [1, 2, 3, 4])
+      await send(queueUrl, { message: `Task ${n}`, userId: 'producer-user' });
 
     const running = { now: 0, max: 0 };
     const consumer = startConsumer(queueUrl, { concurrency: 2, running });

@@ -1,7 +1,7 @@
 /**
- * Example tool `issue_refund`, a high-impact tool: the worker runs it only
+ * Example tool `issue_refund`, a high-impact tool, which the worker runs only
  * after a person approved the call. It refunds part or all of an order and
- * returns the refund record; the records live in memory here, where a real
+ * returns the refund record. The records live in memory here, where a real
  * tool would call the payment provider.
  */
 import { randomUUID } from 'crypto';
@@ -30,18 +30,31 @@ function refundedUsd(orderId: string): number {
   return (refunds.get(orderId) ?? []).reduce((sum, refund) => sum + refund.amountUsd, 0);
 }
 
-/** Lambda handler; throws when the refund is not allowed, which the model sees as a tool error. */
+/**
+ * Lambda handler. It throws when the refund is not allowed, and the worker
+ * reports that to the model as a tool error.
+ */
 export async function handler(event: IssueRefundInput): Promise<RefundRecord> {
-  if (!event || typeof event.orderId !== 'string' || typeof event.amountUsd !== 'number'
-    || typeof event.reason !== 'string') {
-    throw new Error('Invalid input: expected {"orderId": string, "amountUsd": number, "reason": string}.');
+  if (
+    !event ||
+    typeof event.orderId !== 'string' ||
+    typeof event.amountUsd !== 'number' ||
+    typeof event.reason !== 'string'
+  ) {
+    throw new Error(
+      'Invalid input: expected {"orderId": string, "amountUsd": number, "reason": string}.',
+    );
   }
   const order = findOrder(event.orderId);
   if (!order) {
-    throw new Error(`Order ${event.orderId} does not exist; look the order up before refunding it.`);
+    throw new Error(
+      `Order ${event.orderId} does not exist; look the order up before refunding it.`,
+    );
   }
   if (order.status === 'cancelled') {
-    throw new Error(`Order ${event.orderId} is cancelled and was never charged; nothing to refund.`);
+    throw new Error(
+      `Order ${event.orderId} is cancelled and was never charged; nothing to refund.`,
+    );
   }
   const refundable = Math.round((order.totalUsd - refundedUsd(order.orderId)) * 100) / 100;
   if (!(event.amountUsd > 0) || event.amountUsd > refundable) {

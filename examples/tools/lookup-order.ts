@@ -59,16 +59,20 @@ function cents(value: number): number {
 export function findOrder(orderId: string): Order | undefined {
   const order = ORDERS.find((candidate) => candidate.orderId === orderId);
   if (!order) return undefined;
-  const totalUsd = cents(order.items.reduce((sum, item) => sum + item.quantity * item.unitPriceUsd, 0));
+  const totalUsd = cents(
+    order.items.reduce((sum, item) => sum + item.quantity * item.unitPriceUsd, 0),
+  );
   return { ...order, totalUsd };
 }
 
 /**
  * Lambda handler. The worker has validated the input against the tool's
- * schema; the handler checks again because any principal allowed to invoke
+ * schema. The handler checks again, because any principal allowed to invoke
  * the function can send it anything.
  */
-export async function handler(event: LookupOrderInput): Promise<{ found: boolean; order?: Order; message?: string }> {
+export async function handler(
+  event: LookupOrderInput,
+): Promise<{ found: boolean; order?: Order; message?: string }> {
   if (!event || typeof event.orderId !== 'string') {
     throw new Error('Invalid input: expected {"orderId": "<order id>"}.');
   }

@@ -1,13 +1,13 @@
 /**
  * Example tool `search_knowledge_base`: returns the passages that best match
  * a query, with their source ids. It ranks an in-file corpus by how many of
- * the query's terms each passage contains; a real tool would query a search
+ * the query's terms each passage contains. A real tool would query a search
  * index or a Bedrock knowledge base.
  */
 
 export interface SearchInput {
   readonly query: string;
-  /** Most passages to return. @default 5 */
+  /** Maximum number of passages to return. @default 5 */
   readonly limit?: number;
 }
 
@@ -51,7 +51,28 @@ const CORPUS: readonly Passage[] = [
 ];
 
 const DEFAULT_LIMIT = 5;
-const STOP_WORDS = new Set(['a', 'an', 'and', 'are', 'by', 'can', 'do', 'for', 'how', 'i', 'in', 'is', 'my', 'of', 'on', 'the', 'to', 'what', 'when', 'with']);
+const STOP_WORDS = new Set([
+  'a',
+  'an',
+  'and',
+  'are',
+  'by',
+  'can',
+  'do',
+  'for',
+  'how',
+  'i',
+  'in',
+  'is',
+  'my',
+  'of',
+  'on',
+  'the',
+  'to',
+  'what',
+  'when',
+  'with',
+]);
 
 /** Splits text into lower-case terms without stop words. */
 function terms(text: string): string[] {
@@ -67,7 +88,8 @@ export function search(query: string, limit = DEFAULT_LIMIT): SearchResult {
   const passages = CORPUS.map((passage) => {
     const passageTerms = new Set(terms(`${passage.title} ${passage.text}`));
     const hits = queryTerms.filter((term) => passageTerms.has(term)).length;
-    const score = queryTerms.length === 0 ? 0 : Math.round((hits / queryTerms.length) * 1000) / 1000;
+    const score =
+      queryTerms.length === 0 ? 0 : Math.round((hits / queryTerms.length) * 1000) / 1000;
     return { ...passage, score };
   })
     .filter((passage) => passage.score > 0)
@@ -79,7 +101,9 @@ export function search(query: string, limit = DEFAULT_LIMIT): SearchResult {
 /** Lambda handler. */
 export async function handler(event: SearchInput): Promise<SearchResult> {
   if (!event || typeof event.query !== 'string' || event.query.trim().length < 2) {
-    throw new Error('Invalid input: expected {"query": "<at least 2 characters>", "limit"?: 1-20}.');
+    throw new Error(
+      'Invalid input: expected {"query": "<at least 2 characters>", "limit"?: 1-20}.',
+    );
   }
   const limit = event.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > 20) {

@@ -1,7 +1,7 @@
 /**
  * The agent loop: load the session, let the model and the tools take turns
  * until the model ends its turn or a limit stops the task, then save the new
- * turns and return the answer.
+ * turns and return the output.
  */
 import { ConverseMessage, Usage, WorkerRuntimeConfig } from '../shared/contracts';
 import { Logger } from '../shared/logger';
@@ -61,7 +61,8 @@ export interface AgentLoopDeps {
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
-    const entries = Object.keys(value).sort()
+    const entries = Object.keys(value)
+      .sort()
       .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
     return `{${entries.join(',')}}`;
   }
@@ -169,7 +170,11 @@ export async function runAgentTask(
     usage.outputTokens += response.usage.outputTokens;
     usage.totalTokens += response.usage.totalTokens;
     turns.push(response.output);
-    log.debug('model call finished', { iteration: iterations, modelStopReason: response.stopReason, usage: response.usage });
+    log.debug('model call finished', {
+      iteration: iterations,
+      modelStopReason: response.stopReason,
+      usage: response.usage,
+    });
 
     if (response.stopReason !== 'tool_use') {
       stopReason = response.stopReason;
@@ -198,7 +203,10 @@ export async function runAgentTask(
     }
   }
 
-  const unanswered = unansweredToolResults(turns[turns.length - 1], describeStop(stopReason, limits));
+  const unanswered = unansweredToolResults(
+    turns[turns.length - 1],
+    describeStop(stopReason, limits),
+  );
   if (unanswered) turns.push(unanswered);
   await memory.append(key, session.nextSeq, turns, task.requestId);
 

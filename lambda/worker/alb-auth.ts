@@ -27,7 +27,9 @@ const KEY_FETCH_TIMEOUT_MS = 5_000;
 
 function decodePart(part: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(Buffer.from(part.replace(/=+$/, ''), 'base64url').toString('utf8'));
+    const value: unknown = JSON.parse(
+      Buffer.from(part.replace(/=+$/, ''), 'base64url').toString('utf8'),
+    );
     return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -47,7 +49,11 @@ export class AlbOidcAuthenticator implements Authenticator {
     this.keysUrl = keysUrl ?? `https://public-keys.auth.elb.${config.region}.amazonaws.com`;
   }
 
-  async authenticate(headers: IncomingHttpHeaders, requestId: string, log: Logger): Promise<string> {
+  async authenticate(
+    headers: IncomingHttpHeaders,
+    requestId: string,
+    log: Logger,
+  ): Promise<string> {
     const token = headers[ALB_OIDC_HEADER];
     if (typeof token !== 'string') reject(requestId, log, `missing ${ALB_OIDC_HEADER} header`);
 
@@ -58,7 +64,8 @@ export class AlbOidcAuthenticator implements Authenticator {
     const header = decodePart(parts[0]);
     const claims = decodePart(parts[1]);
     if (!header || !claims) reject(requestId, log, 'undecodable token header or payload');
-    if (header.alg !== 'ES256') reject(requestId, log, `unexpected algorithm ${String(header.alg)}`);
+    if (header.alg !== 'ES256')
+      reject(requestId, log, `unexpected algorithm ${String(header.alg)}`);
     if (typeof header.kid !== 'string' || !KID_PATTERN.test(header.kid)) {
       reject(requestId, log, 'missing or malformed kid');
     }
@@ -104,7 +111,7 @@ export class AlbOidcAuthenticator implements Authenticator {
     } catch (error) {
       log.error('fetching the load balancer public key failed', { url }, error);
       throw new ServiceUnavailableError(
-        'The load balancer\'s public key could not be fetched; try again later.',
+        "The load balancer's public key could not be fetched; try again later.",
         requestId,
         { cause: error },
       );

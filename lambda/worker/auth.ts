@@ -10,7 +10,7 @@ import { Logger } from '../shared/logger';
 /** User id of every caller when authentication is off. */
 export const ANONYMOUS_USER = 'anonymous';
 
-/** The one message of every rejected credential, so a response tells an attacker nothing. */
+/** Message of every rejected credential, so that a response reveals nothing about the cause. */
 export const UNAUTHORIZED_MESSAGE = 'Authentication failed: send a valid, unexpired token.';
 
 /** Resolves the verified user id of a request, or raises UnauthorizedError. */

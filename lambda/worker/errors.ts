@@ -43,8 +43,11 @@ export class InternalError extends AgentStackError {
   public readonly statusCode = 500;
 }
 
-/** Tells whether `error` comes from an aborted signal rather than a failure. */
+/** Checks whether `error` comes from an aborted signal rather than a failure. */
 export function isAbortError(error: unknown): boolean {
-  return error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError')
-    && !(error instanceof AgentStackError);
+  return (
+    error instanceof Error &&
+    (error.name === 'AbortError' || error.name === 'TimeoutError') &&
+    !(error instanceof AgentStackError)
+  );
 }

@@ -1,6 +1,6 @@
 /**
  * Keeps a conversation in the shape Converse accepts: it starts with a user
- * turn, roles alternate, and every `toolUse` is answered by a `toolResult`
+ * turn, roles alternate, and every `toolUse` is followed by its `toolResult`
  * in the next user turn.
  */
 import { ContentBlock, ConverseMessage } from '../shared/contracts';
@@ -39,7 +39,10 @@ export function normalizeHistory(messages: readonly ConverseMessage[]): Converse
   for (const message of messages.slice(start)) {
     const last = result[result.length - 1];
     if (last && last.role === message.role) {
-      result[result.length - 1] = { role: last.role, content: [...last.content, ...message.content] };
+      result[result.length - 1] = {
+        role: last.role,
+        content: [...last.content, ...message.content],
+      };
     } else {
       result.push({ role: message.role, content: [...message.content] });
     }
@@ -48,9 +51,9 @@ export function normalizeHistory(messages: readonly ConverseMessage[]): Converse
 }
 
 /**
- * Returns a user turn that answers each `toolUse` of `message` with an
- * error, for a task that stops before it runs the tools. Without it the
- * saved history would hold a `toolUse` with no result, which Converse rejects.
+ * Returns a user turn with an error result for each `toolUse` of `message`,
+ * for a task that stops before it runs the tools. Without it the saved
+ * history would contain a `toolUse` with no result, which Converse rejects.
  */
 export function unansweredToolResults(
   message: ConverseMessage,

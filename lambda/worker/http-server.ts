@@ -18,7 +18,7 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 /**
  * Milliseconds an idle keep-alive connection stays open. It must exceed the
  * load balancer's idle timeout (60 s by default), or the load balancer may
- * send a request on a connection the server is closing and answer it with 502.
+ * send a request on a connection the server is closing and respond with 502.
  */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
@@ -41,10 +41,16 @@ export function parseInvokeRequest(text: string, requestId: string): InvokeReque
   try {
     body = JSON.parse(text);
   } catch {
-    throw new InvalidRequestError('The request body is not valid JSON; send {"message": "..."}.', requestId);
+    throw new InvalidRequestError(
+      'The request body is not valid JSON; send {"message": "..."}.',
+      requestId,
+    );
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw new InvalidRequestError('The request body must be a JSON object such as {"message": "..."}.', requestId);
+    throw new InvalidRequestError(
+      'The request body must be a JSON object such as {"message": "..."}.',
+      requestId,
+    );
   }
   const { message, sessionId, ...rest } = body as Record<string, unknown>;
   const unknownFields = Object.keys(rest);
@@ -55,9 +61,15 @@ export function parseInvokeRequest(text: string, requestId: string): InvokeReque
     );
   }
   if (typeof message !== 'string' || message.trim() === '') {
-    throw new InvalidRequestError('Field message is missing or empty; send the user\'s text as a string.', requestId);
+    throw new InvalidRequestError(
+      "Field message is missing or empty; send the user's text as a string.",
+      requestId,
+    );
   }
-  if (sessionId !== undefined && (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId))) {
+  if (
+    sessionId !== undefined &&
+    (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId))
+  ) {
     throw new InvalidRequestError(
       `Field sessionId must be 1 to 128 letters, digits, _ or -; omit it to start a new session.`,
       requestId,
@@ -89,7 +101,8 @@ function readBody(req: IncomingMessage, maxBytes: number, requestId: string): Pr
 
 function tooLarge(maxBytes: number, requestId: string): PayloadTooLargeError {
   return new PayloadTooLargeError(
-    `The request body is larger than this agent's limit of ${maxBytes} bytes; send a shorter message.`,
+    `The request body is larger than this agent's limit of ${maxBytes} bytes; ` +
+      'send a shorter message.',
     requestId,
   );
 }
@@ -113,14 +126,19 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
   async function route(req: IncomingMessage, res: ServerResponse, requestId: string, log: Logger) {
     const path = (req.url ?? '/').split('?')[0];
     if (path === healthPath) {
-      if (req.method !== 'GET') throw new MethodNotAllowedError(`Use GET on ${healthPath}.`, requestId);
+      if (req.method !== 'GET')
+        throw new MethodNotAllowedError(`Use GET on ${healthPath}.`, requestId);
       sendJson(res, 200, { status: 'ok', agent: config.agent });
       return;
     }
     if (path !== invokePath) {
-      throw new NotFoundError(`No route for ${path}; this agent serves POST ${invokePath}.`, requestId);
+      throw new NotFoundError(
+        `No route for ${path}; this agent serves POST ${invokePath}.`,
+        requestId,
+      );
     }
-    if (req.method !== 'POST') throw new MethodNotAllowedError(`Use POST on ${invokePath}.`, requestId);
+    if (req.method !== 'POST')
+      throw new MethodNotAllowedError(`Use POST on ${invokePath}.`, requestId);
 
     const maxBytes = config.limits.maxBodyBytes;
     if (Number(req.headers['content-length'] ?? 0) > maxBytes) throw tooLarge(maxBytes, requestId);
@@ -154,35 +172,44 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
     res.setHeader(REQUEST_ID_HEADER, requestId);
 
     let errorName: string | undefined;
-    route(req, res, requestId, log).catch((caught: unknown) => {
-      const error = caught instanceof AgentStackError
-        ? caught
-        : new InternalError(`Internal error; quote request id ${requestId} when you report it.`, requestId);
-      errorName = error.name;
-      if (error instanceof TaskAbortedError) {
-        log.info('request cancelled because the caller disconnected');
-        return;
-      }
-      if (error.statusCode >= 500) log.error('request failed', { path: req.url }, caught);
-      if (res.headersSent || res.destroyed) return;
+    route(req, res, requestId, log)
+      .catch((caught: unknown) => {
+        const error =
+          caught instanceof AgentStackError
+            ? caught
+            : new InternalError(
+                `Internal error; quote request id ${requestId} when you report it.`,
+                requestId,
+              );
+        errorName = error.name;
+        if (error instanceof TaskAbortedError) {
+          log.info('request cancelled because the caller disconnected');
+          return;
+        }
+        if (error.statusCode >= 500) log.error('request failed', { path: req.url }, caught);
+        if (res.headersSent || res.destroyed) return;
 
-      // After a 413 the rest of the body stays unread, so the connection is closed.
-      const close = error instanceof PayloadTooLargeError;
-      sendJson(res, error.statusCode, { error: { ...error.toJSON(), requestId } }, close);
-      if (close) res.once('finish', () => req.destroy());
-    }).finally(() => {
-      log.info('request finished', {
-        method: req.method,
-        path: req.url,
-        status: res.statusCode,
-        errorName,
-        durationMs: Date.now() - started,
+        // After a 413 the rest of the body stays unread, so the connection is closed.
+        const close = error instanceof PayloadTooLargeError;
+        sendJson(res, error.statusCode, { error: { ...error.toJSON(), requestId } }, close);
+        if (close) res.once('finish', () => req.destroy());
+      })
+      .finally(() => {
+        log.info('request finished', {
+          method: req.method,
+          path: req.url,
+          status: res.statusCode,
+          errorName,
+          durationMs: Date.now() - started,
+        });
       });
-    });
   });
 }
 
-/** Starts the server on `host`, or on all interfaces when it is omitted, and returns the bound port. */
+/**
+ * Starts the server on `host`, or on all interfaces when it is omitted, and
+ * returns the bound port.
+ */
 export async function startRealtimeServer(
   deps: RealtimeServerDeps,
   port: number,

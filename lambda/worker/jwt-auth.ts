@@ -9,8 +9,19 @@ import { Logger } from '../shared/logger';
 import { Authenticator, reject, userIdFrom } from './auth';
 import { ServiceUnavailableError } from './errors';
 
-/** Asymmetric algorithms only: a key set never holds a shared secret. */
-const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+/** Asymmetric algorithms only, because a key set never contains a shared secret. */
+const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
 
 /** Milliseconds jose waits for the key set before the request fails with 503. */
 const JWKS_TIMEOUT_MS = 5_000;
@@ -23,7 +34,11 @@ export class JwtAuthenticator implements Authenticator {
     this.keySet = createRemoteJWKSet(new URL(config.jwksUri), { timeoutDuration: JWKS_TIMEOUT_MS });
   }
 
-  async authenticate(headers: IncomingHttpHeaders, requestId: string, log: Logger): Promise<string> {
+  async authenticate(
+    headers: IncomingHttpHeaders,
+    requestId: string,
+    log: Logger,
+  ): Promise<string> {
     const match = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(headers.authorization ?? '');
     if (!match) reject(requestId, log, 'missing or malformed Authorization header');
 
@@ -38,7 +53,7 @@ export class JwtAuthenticator implements Authenticator {
       if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
         log.error('fetching the JSON Web Key Set failed', { jwksUri: this.config.jwksUri }, error);
         throw new ServiceUnavailableError(
-          'The identity provider\'s signing keys could not be fetched; try again later.',
+          "The identity provider's signing keys could not be fetched; try again later.",
           requestId,
           { cause: error },
         );
@@ -60,8 +75,10 @@ export class JwtAuthenticator implements Authenticator {
       const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       return audiences.some((aud) => allowed.has(aud));
     }
-    return payload.token_use === 'access'
-      && typeof payload.client_id === 'string'
-      && allowed.has(payload.client_id);
+    return (
+      payload.token_use === 'access' &&
+      typeof payload.client_id === 'string' &&
+      allowed.has(payload.client_id)
+    );
   }
 }

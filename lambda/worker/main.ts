@@ -62,10 +62,14 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
     );
     logger.info('realtime server listening', { port, host: settings.listenHost ?? 'all' });
     // Requests in flight may finish until ECS's stop timeout sends SIGKILL.
-    onStopSignal(logger, () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    }));
+    onStopSignal(
+      logger,
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+    );
     return;
   }
 

@@ -29,7 +29,12 @@ export interface LoadedSession {
 /** Stores and loads the turns of a session. */
 export interface SessionMemory {
   load(key: SessionKey): Promise<LoadedSession>;
-  append(key: SessionKey, firstSeq: number, messages: ConverseMessage[], requestId: string): Promise<void>;
+  append(
+    key: SessionKey,
+    firstSeq: number,
+    messages: ConverseMessage[],
+    requestId: string,
+  ): Promise<void>;
 }
 
 /** Session ids the worker accepts; they never contain the key separator `#`. */
@@ -151,6 +156,8 @@ export class DynamoSessionMemory implements SessionMemory {
 }
 
 function isConditionFailure(error: unknown): boolean {
-  return error instanceof TransactionCanceledException
-    && (error.CancellationReasons ?? []).some((reason) => reason.Code === 'ConditionalCheckFailed');
+  return (
+    error instanceof TransactionCanceledException &&
+    (error.CancellationReasons ?? []).some((reason) => reason.Code === 'ConditionalCheckFailed')
+  );
 }

@@ -57,7 +57,11 @@ export function taskMetricFields(
 }
 
 /** Fields for the line that ends a tool call. */
-export function toolMetricFields(agent: string, tool: string, failed: boolean): Record<string, unknown> {
+export function toolMetricFields(
+  agent: string,
+  tool: string,
+  failed: boolean,
+): Record<string, unknown> {
   return emfFields({ Agent: agent, Tool: tool }, [
     {
       dimensions: ['Agent', 'Tool'],

@@ -36,11 +36,13 @@ function isGatewayResponse(value: unknown): value is GatewayResponse | GatewayEr
   }
   const output = body.output as Record<string, unknown> | undefined;
   const usage = body.usage as Record<string, unknown> | undefined;
-  return body.ok === true
-    && output?.role === 'assistant'
-    && Array.isArray(output.content)
-    && typeof body.stopReason === 'string'
-    && typeof usage?.totalTokens === 'number';
+  return (
+    body.ok === true &&
+    output?.role === 'assistant' &&
+    Array.isArray(output.content) &&
+    typeof body.stopReason === 'string' &&
+    typeof usage?.totalTokens === 'number'
+  );
 }
 
 /** {@link ModelClient} that invokes the ModelGateway Lambda function. */

@@ -1,7 +1,7 @@
 /**
  * Background mode: long-polls the agent's SQS queue and runs one agent task
  * per message, up to `concurrency` at once. A message is deleted only after
- * its task succeeded; any other outcome returns it to the queue, and SQS
+ * its task succeeded. Any other outcome returns it to the queue, and SQS
  * moves it to the dead-letter queue after the redrive policy's
  * maxReceiveCount receives.
  */
@@ -58,13 +58,18 @@ export function parseTaskMessage(body: string | undefined, maxBytes: number): Ta
   } catch {
     return 'the body is not valid JSON';
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return 'the body is not a JSON object';
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    return 'the body is not a JSON object';
   const { message, sessionId, userId } = value as Record<string, unknown>;
-  if (typeof message !== 'string' || message.trim() === '') return 'field message is missing or empty';
+  if (typeof message !== 'string' || message.trim() === '')
+    return 'field message is missing or empty';
   if (typeof userId !== 'string' || userId === '' || userId.length > 256) {
     return 'field userId must be a string of 1 to 256 characters';
   }
-  if (sessionId !== undefined && (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId))) {
+  if (
+    sessionId !== undefined &&
+    (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId))
+  ) {
     return 'field sessionId must be 1 to 128 letters, digits, _ or -';
   }
   return { message, sessionId, userId };
@@ -153,28 +158,42 @@ export class QueueConsumer {
     this.inFlight.set(messageId, cancel);
     if (this.stopping) cancel.abort();
     await protection.enable();
-    const heartbeat = setInterval(() => {
-      this.setVisibility(receipt, this.options.visibilityTimeoutSeconds ?? 120)
-        .then(() => log.debug('message visibility extended'))
-        .catch((error) => log.warn('extending message visibility failed', {}, error));
-    }, (this.options.heartbeatSeconds ?? 30) * 1000);
+    const heartbeat = setInterval(
+      () => {
+        this.setVisibility(receipt, this.options.visibilityTimeoutSeconds ?? 120)
+          .then(() => log.debug('message visibility extended'))
+          .catch((error) => log.warn('extending message visibility failed', {}, error));
+      },
+      (this.options.heartbeatSeconds ?? 30) * 1000,
+    );
 
     try {
       const task = parseTaskMessage(message.Body, config.limits.maxBodyBytes);
       if (typeof task === 'string') {
-        // Deleting it would lose it; returned, it reaches the dead-letter queue for a person to inspect.
-        log.error('message is not a valid task; returning it for the dead-letter queue', { reason: task });
+        // Deleting it would lose it. Returned, it reaches the dead-letter queue,
+        // where a person can inspect it.
+        log.error('message is not a valid task; returning it for the dead-letter queue', {
+          reason: task,
+        });
         await this.returnToQueue(receipt, log);
         return;
       }
       const result = await this.options.runTask(
-        { requestId, userId: task.userId, sessionId: task.sessionId ?? randomUUID(), message: task.message },
+        {
+          requestId,
+          userId: task.userId,
+          sessionId: task.sessionId ?? randomUUID(),
+          message: task.message,
+        },
         cancel.signal,
       );
       clearInterval(heartbeat);
-      // NOTE: the answer is kept only in the session's memory; no result queue
-      // or callback tells the producer that the task finished.
-      log.info('task finished for message', { session: result.sessionId, stopReason: result.stopReason });
+      // NOTE: the output is stored only in the session's memory. No result
+      // queue or callback notifies the producer that the task finished.
+      log.info('task finished for message', {
+        session: result.sessionId,
+        stopReason: result.stopReason,
+      });
       await this.delete(receipt, log);
     } catch (error) {
       if (error instanceof TaskAbortedError || isAbortError(error)) {
@@ -210,7 +229,11 @@ export class QueueConsumer {
     try {
       await this.setVisibility(receipt, 0);
     } catch (error) {
-      log.warn('returning the message failed; it returns when its visibility timeout ends', {}, error);
+      log.warn(
+        'returning the message failed; it returns when its visibility timeout ends',
+        {},
+        error,
+      );
     }
   }
 

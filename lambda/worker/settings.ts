@@ -73,7 +73,14 @@ const authSchema = {
 const configSchema = {
   type: 'object',
   required: [
-    'agent', 'mode', 'systemPrompt', 'tools', 'limits', 'memoryTtlDays', 'auth', 'concurrency',
+    'agent',
+    'mode',
+    'systemPrompt',
+    'tools',
+    'limits',
+    'memoryTtlDays',
+    'auth',
+    'concurrency',
   ],
   properties: {
     agent: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,29}$' },
@@ -96,7 +103,10 @@ const configSchema = {
     limits: {
       type: 'object',
       required: [
-        'maxIterations', 'maxTokensPerTask', 'maxTokensPerCall', 'taskTimeoutSeconds',
+        'maxIterations',
+        'maxTokensPerTask',
+        'maxTokensPerCall',
+        'taskTimeoutSeconds',
         'maxBodyBytes',
       ],
       properties: {

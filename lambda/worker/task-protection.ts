@@ -1,12 +1,13 @@
 /**
  * ECS task scale-in protection. While a background task works on a message,
- * it asks the ECS agent to keep the service scheduler from stopping it when
- * the service scales in, and gives the protection up once it is idle. See
+ * it requests protection from the ECS agent, so the service scheduler does
+ * not stop it when the service scales in, and it releases the protection
+ * once it is idle. See
  * https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection-endpoint.html
  */
 import { Logger } from '../shared/logger';
 
-/** Longest protection ECS grants in one request: 48 hours. */
+/** Maximum protection ECS grants in one request: 48 hours. */
 export const MAX_PROTECTION_MINUTES = 2_880;
 
 /** Turns scale-in protection on and off through the ECS agent endpoint. */
@@ -25,15 +26,18 @@ export class TaskProtection {
     private readonly logger: Logger,
   ) {}
 
-  /** Protects the task for `expiresInMinutes` from now. Never throws. */
+  /** Protects the task for `expiresInMinutes` from now. A failure is logged, not thrown. */
   enable(): Promise<void> {
     return this.enqueue({
       ProtectionEnabled: true,
-      ExpiresInMinutes: Math.min(MAX_PROTECTION_MINUTES, Math.max(1, Math.ceil(this.expiresInMinutes))),
+      ExpiresInMinutes: Math.min(
+        MAX_PROTECTION_MINUTES,
+        Math.max(1, Math.ceil(this.expiresInMinutes)),
+      ),
     });
   }
 
-  /** Releases the protection. Never throws. */
+  /** Releases the protection. A failure is logged, not thrown. */
   disable(): Promise<void> {
     return this.enqueue({ ProtectionEnabled: false });
   }
@@ -62,11 +66,17 @@ export class TaskProtection {
         });
         return;
       }
-      this.logger.debug('task scale-in protection changed', { protectionEnabled: body.ProtectionEnabled });
+      this.logger.debug('task scale-in protection changed', {
+        protectionEnabled: body.ProtectionEnabled,
+      });
     } catch (error) {
       // The task keeps working unprotected: a lost message is retried from
       // the queue, which is better than failing work that could finish.
-      this.logger.warn('changing task scale-in protection failed', { protectionEnabled: body.ProtectionEnabled }, error);
+      this.logger.warn(
+        'changing task scale-in protection failed',
+        { protectionEnabled: body.ProtectionEnabled },
+        error,
+      );
     }
   }
 }

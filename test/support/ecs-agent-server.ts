@@ -30,7 +30,14 @@ export async function startEcsAgentServer(): Promise<EcsAgentServer> {
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ProtectionRequest;
       requests.push(body);
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ protection: { ProtectionEnabled: body.ProtectionEnabled, TaskArn: 'arn:aws:ecs:us-east-1:123456789012:task/test' } }));
+      res.end(
+        JSON.stringify({
+          protection: {
+            ProtectionEnabled: body.ProtectionEnabled,
+            TaskArn: 'arn:aws:ecs:us-east-1:123456789012:task/test',
+          },
+        }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));

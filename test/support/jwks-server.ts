@@ -55,7 +55,12 @@ function paddedBase64Url(data: Buffer): string {
 export async function startIdentityServer(): Promise<IdentityServer> {
   const jwtKeys = await generateKeyPair('RS256');
   const forgedJwtKeys = await generateKeyPair('RS256');
-  const publicJwk = { ...(await exportJWK(jwtKeys.publicKey)), kid: JWT_KID, alg: 'RS256', use: 'sig' };
+  const publicJwk = {
+    ...(await exportJWK(jwtKeys.publicKey)),
+    kid: JWT_KID,
+    alg: 'RS256',
+    use: 'sig',
+  };
   const albKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const forgedAlbKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   let requests = 0;
@@ -97,15 +102,34 @@ export async function startIdentityServer(): Promise<IdentityServer> {
     // what the load balancer sends.
     signAlbToken(options) {
       const exp = Math.floor(Date.now() / 1000) + (options.expiresInSeconds ?? 120);
-      const header = paddedBase64Url(Buffer.from(JSON.stringify({
-        typ: 'JWT', kid: ALB_KID, alg: 'ES256', iss: TEST_ISSUER, client: TEST_AUDIENCE,
-        signer: options.signer, exp,
-      })));
-      const payload = paddedBase64Url(Buffer.from(JSON.stringify({
-        sub: options.subject ?? 'alb-user-1', email: 'user@example.com', exp, iss: TEST_ISSUER,
-      })));
+      const header = paddedBase64Url(
+        Buffer.from(
+          JSON.stringify({
+            typ: 'JWT',
+            kid: ALB_KID,
+            alg: 'ES256',
+            iss: TEST_ISSUER,
+            client: TEST_AUDIENCE,
+            signer: options.signer,
+            exp,
+          }),
+        ),
+      );
+      const payload = paddedBase64Url(
+        Buffer.from(
+          JSON.stringify({
+            sub: options.subject ?? 'alb-user-1',
+            email: 'user@example.com',
+            exp,
+            iss: TEST_ISSUER,
+          }),
+        ),
+      );
       const key = options.forged ? forgedAlbKey : albKeys.privateKey;
-      const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' });
+      const signature = sign('sha256', Buffer.from(`${header}.${payload}`), {
+        key,
+        dsaEncoding: 'ieee-p1363',
+      });
       return `${header}.${payload}.${paddedBase64Url(signature)}`;
     },
 

@@ -55,7 +55,12 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+) {
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
@@ -78,7 +83,12 @@ export async function startLambdaServer(): Promise<LambdaServer> {
     const match = INVOKE_PATH.exec((req.url ?? '').split('?')[0]);
     const text = await readBody(req);
     if (req.method !== 'POST' || !match) {
-      sendError(res, 404, 'UnknownOperationException', `No Lambda operation at ${req.method} ${req.url}`);
+      sendError(
+        res,
+        404,
+        'UnknownOperationException',
+        `No Lambda operation at ${req.method} ${req.url}`,
+      );
       return;
     }
     const functionName = functionNameOf(match[1]);
@@ -91,7 +101,12 @@ export async function startLambdaServer(): Promise<LambdaServer> {
     try {
       payload = text === '' ? {} : JSON.parse(text);
     } catch {
-      sendError(res, 400, 'InvalidRequestContentException', 'Could not parse request body into json');
+      sendError(
+        res,
+        400,
+        'InvalidRequestContentException',
+        'Could not parse request body into json',
+      );
       return;
     }
 

@@ -21,7 +21,7 @@ process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
 export interface SqsServer {
   readonly endpoint: string;
   readonly client: SQSClient;
-  /** Creates a queue with a dead-letter queue that takes messages after `maxReceiveCount` receives. */
+  /** Creates a queue that moves a message to a dead-letter queue after `maxReceiveCount` receives. */
   createQueueWithDlq(
     name: string,
     options: { maxReceiveCount: number; visibilityTimeoutSeconds: number },
@@ -53,20 +53,24 @@ export async function startSqsServer(): Promise<SqsServer> {
     client,
     async createQueueWithDlq(name, { maxReceiveCount, visibilityTimeoutSeconds }) {
       const dlq = await client.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-      const dlqArn = await client.send(new GetQueueAttributesCommand({
-        QueueUrl: dlq.QueueUrl,
-        AttributeNames: ['QueueArn'],
-      }));
-      const queue = await client.send(new CreateQueueCommand({
-        QueueName: name,
-        Attributes: {
-          VisibilityTimeout: String(visibilityTimeoutSeconds),
-          RedrivePolicy: JSON.stringify({
-            deadLetterTargetArn: dlqArn.Attributes!.QueueArn,
-            maxReceiveCount: String(maxReceiveCount),
-          }),
-        },
-      }));
+      const dlqArn = await client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: dlq.QueueUrl,
+          AttributeNames: ['QueueArn'],
+        }),
+      );
+      const queue = await client.send(
+        new CreateQueueCommand({
+          QueueName: name,
+          Attributes: {
+            VisibilityTimeout: String(visibilityTimeoutSeconds),
+            RedrivePolicy: JSON.stringify({
+              deadLetterTargetArn: dlqArn.Attributes!.QueueArn,
+              maxReceiveCount: String(maxReceiveCount),
+            }),
+          },
+        }),
+      );
       return { queueUrl: queue.QueueUrl!, dlqUrl: dlq.QueueUrl! };
     },
     async stop() {

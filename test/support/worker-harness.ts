@@ -20,7 +20,12 @@ import { handler as issueRefund } from '../../examples/tools/issue-refund';
 import { handler as lookupOrder } from '../../examples/tools/lookup-order';
 import { handler as searchKnowledgeBase } from '../../examples/tools/search-knowledge-base';
 import { BedrockServer, startBedrockServer } from './bedrock-server';
-import { DynamoDbLocal, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal } from './dynamodb-local';
+import {
+  DynamoDbLocal,
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  startDynamoDbLocal,
+} from './dynamodb-local';
 import { LambdaServer, startLambdaServer } from './lambda-server';
 
 export const AGENT = 'support';
@@ -53,14 +58,18 @@ interface ConfigTool {
 /** Tools of the example config, whose entries name the example handlers. */
 function exampleTools(): WorkerToolConfig[] {
   const file = join(__dirname, '..', '..', 'agent-stack.config.json');
-  const config = JSON.parse(readFileSync(file, 'utf8')) as { agents: Array<{ tools?: ConfigTool[] }> };
-  return config.agents.flatMap((agent) => agent.tools ?? []).map((tool) => ({
-    name: tool.name,
-    description: tool.description,
-    impact: tool.impact,
-    inputSchema: tool.inputSchema,
-    functionName: tool.name.replace(/_/g, '-'),
-  }));
+  const config = JSON.parse(readFileSync(file, 'utf8')) as {
+    agents: Array<{ tools?: ConfigTool[] }>;
+  };
+  return config.agents
+    .flatMap((agent) => agent.tools ?? [])
+    .map((tool) => ({
+      name: tool.name,
+      description: tool.description,
+      impact: tool.impact,
+      inputSchema: tool.inputSchema,
+      functionName: tool.name.replace(/_/g, '-'),
+    }));
 }
 
 /** Worker configuration with the example tools plus {@link FAILING_TOOL}. */
@@ -99,7 +108,11 @@ export interface WorkerHarness {
   readonly logs: Array<Record<string, unknown>>;
   readonly logger: Logger;
   deps(config?: WorkerRuntimeConfig): AgentLoopDeps;
-  run(task: Partial<AgentTask> & { message: string }, config?: WorkerRuntimeConfig, signal?: AbortSignal): ReturnType<typeof runAgentTask>;
+  run(
+    task: Partial<AgentTask> & { message: string },
+    config?: WorkerRuntimeConfig,
+    signal?: AbortSignal,
+  ): ReturnType<typeof runAgentTask>;
   close(): Promise<void>;
 }
 
@@ -116,7 +129,9 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
   lambda.register(
     GATEWAY_FUNCTION,
     createGatewayHandler({
-      config: { agents: { [AGENT]: { route: [MODEL_TARGET], maxTokensPerCall: MAX_TOKENS_PER_CALL } } },
+      config: {
+        agents: { [AGENT]: { route: [MODEL_TARGET], maxTokensPerCall: MAX_TOKENS_PER_CALL } },
+      },
       clientForRegion: (region) => {
         const client = new BedrockRuntimeClient({
           region,
