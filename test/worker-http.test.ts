@@ -246,6 +246,22 @@ describe('realtime invoke with alb-oidc auth', () => {
     expectUnauthorized(result, /token expired/);
   });
 
+  test('rejects an unknown key id and caches the miss', async () => {
+    const kid = '0b7d3c7e-5f41-4b0e-8d8e-0c2d7b1f9a11';
+    const first = identity.signAlbToken({ signer: LOAD_BALANCER_ARN, kid });
+    expectUnauthorized(
+      await invoke(albUrl, { message: 'Hi' }, { 'x-amzn-oidc-data': first }),
+      new RegExp(`no public key with kid ${kid}`),
+    );
+    const requestsAfterFirst = identity.keyRequests();
+
+    const second = identity.signAlbToken({ signer: LOAD_BALANCER_ARN, kid, subject: 'other' });
+    const result = await invoke(albUrl, { message: 'Hi' }, { 'x-amzn-oidc-data': second });
+
+    expectUnauthorized(result, /no public key with kid/);
+    expect(identity.keyRequests()).toBe(requestsAfterFirst);
+  });
+
   test('ignores a bearer token', async () => {
     const token = await identity.signJwt();
     const result = await invoke(albUrl, { message: 'Hi' }, { authorization: `Bearer ${token}` });

@@ -190,6 +190,8 @@ export async function runAgentTask(
       }
       toolCalls += uses.length;
       try {
+        // NOTE: tool results go back to the model without an ApplyGuardrail
+        // check, and the Converse guardrail does not evaluate tool results.
         const outcomes = await Promise.all(uses.map((use) => tools.run(use, log, taskSignal)));
         turns.push({
           role: 'user',

@@ -24,6 +24,11 @@ export const ALB_OIDC_HEADER = 'x-amzn-oidc-data';
 const KID_PATTERN = /^[A-Za-z0-9-]{1,128}$/;
 const PART_PATTERN = /^[A-Za-z0-9_-]+={0,2}$/;
 const KEY_FETCH_TIMEOUT_MS = 5_000;
+/**
+ * Cached key lookups, unknown ids included, so that tokens with made-up ids
+ * cannot make the worker fetch a key for every request or grow the cache.
+ */
+const MAX_CACHED_KEYS = 100;
 
 function decodePart(part: string): Record<string, unknown> | undefined {
   try {
@@ -39,8 +44,11 @@ function decodePart(part: string): Record<string, unknown> | undefined {
 /** Authenticates callers through the load balancer's signed user claims. */
 export class AlbOidcAuthenticator implements Authenticator {
   private readonly keysUrl: string;
-  /** Public keys by `kid`; the load balancer rotates keys by issuing new ids. */
-  private readonly keys = new Map<string, Promise<KeyObject>>();
+  /**
+   * Public keys by `kid`, or undefined for an id the endpoint does not know.
+   * The load balancer rotates keys by issuing new ids.
+   */
+  private readonly keys = new Map<string, Promise<KeyObject | undefined>>();
 
   constructor(
     private readonly config: Extract<WorkerAuthConfig, { type: 'alb-oidc' }>,
@@ -71,6 +79,7 @@ export class AlbOidcAuthenticator implements Authenticator {
     }
 
     const key = await this.publicKey(header.kid, requestId, log);
+    if (!key) reject(requestId, log, `no public key with kid ${header.kid}`);
     const signature = Buffer.from(parts[2].replace(/=+$/, ''), 'base64url');
     const signed = verify(
       'sha256',
@@ -92,18 +101,26 @@ export class AlbOidcAuthenticator implements Authenticator {
     return userIdFrom(claims, this.config.userClaim, requestId, log);
   }
 
-  private publicKey(kid: string, requestId: string, log: Logger): Promise<KeyObject> {
+  private publicKey(kid: string, requestId: string, log: Logger): Promise<KeyObject | undefined> {
     let key = this.keys.get(kid);
     if (!key) {
+      if (this.keys.size >= MAX_CACHED_KEYS) {
+        this.keys.delete(this.keys.keys().next().value!);
+      }
       key = this.fetchKey(kid, requestId, log);
       this.keys.set(kid, key);
-      // A failed fetch is forgotten, so the next request tries again.
+      // A fetch that failed on the network is forgotten, so the next request tries again.
       key.catch(() => this.keys.delete(kid));
     }
     return key;
   }
 
-  private async fetchKey(kid: string, requestId: string, log: Logger): Promise<KeyObject> {
+  /** Fetches a key; returns undefined for an unknown id and throws 503 on a network failure. */
+  private async fetchKey(
+    kid: string,
+    requestId: string,
+    log: Logger,
+  ): Promise<KeyObject | undefined> {
     const url = `${this.keysUrl}/${kid}`;
     let response: Response;
     try {
@@ -117,14 +134,16 @@ export class AlbOidcAuthenticator implements Authenticator {
       );
     }
     if (!response.ok) {
-      // An unknown kid returns 4xx: the token names a key the load balancer never issued.
+      // An unknown kid returns 4xx, because the load balancer never issued it.
       await response.body?.cancel();
-      reject(requestId, log, `public key ${kid} not found (HTTP ${response.status})`);
+      log.warn('load balancer public key not found', { url, status: response.status });
+      return undefined;
     }
     try {
       return createPublicKey(await response.text());
     } catch (error) {
-      reject(requestId, log, `public key ${kid} is not a PEM key`, error);
+      log.warn('load balancer public key is not a PEM key', { url }, error);
+      return undefined;
     }
   }
 }

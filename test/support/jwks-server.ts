@@ -30,6 +30,8 @@ export interface AlbTokenOptions {
   /** @default 120 */
   readonly expiresInSeconds?: number;
   readonly forged?: boolean;
+  /** Key id in the header. @default - the id of the key this server publishes */
+  readonly kid?: string;
 }
 
 export interface IdentityServer {
@@ -106,7 +108,7 @@ export async function startIdentityServer(): Promise<IdentityServer> {
         Buffer.from(
           JSON.stringify({
             typ: 'JWT',
-            kid: ALB_KID,
+            kid: options.kid ?? ALB_KID,
             alg: 'ES256',
             iss: TEST_ISSUER,
             client: TEST_AUDIENCE,
