@@ -80,10 +80,13 @@ export const toolSchema = z.strictObject({
   impact: z.enum(['low', 'high']),
   /** JSON Schema of the tool input; the model receives it and the worker validates against it. */
   inputSchema: z.looseObject({ type: z.literal('object') }),
-  handler: z.union([
-    z.strictObject({ entry: z.string().regex(/\.(ts|js|mjs)$/, 'expected a .ts, .js or .mjs file') }),
-    z.strictObject({ functionArn: z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$/, 'expected a Lambda function ARN') }),
-  ]),
+  handler: z.union(
+    [
+      z.strictObject({ entry: z.string().regex(/\.(ts|js|mjs)$/, 'expected a .ts, .js or .mjs file') }),
+      z.strictObject({ functionArn: z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$/, 'expected a Lambda function ARN') }),
+    ],
+    { error: 'expected exactly one of { "entry": "<file>" } for a bundled tool or { "functionArn": "<arn>" } for an existing function' },
+  ),
   timeoutSeconds: positiveInt(900).default(30),
   memoryMiB: z.number().int().min(128).max(10_240).default(256),
   /** Reserved concurrency: the most instances of the tool that run at once. */
@@ -108,7 +111,7 @@ export const agentSchema = z.strictObject({
   limits: z
     .strictObject({
       /** Fargate CPU units. */
-      cpu: z.union([256, 512, 1024, 2048, 4096, 8192, 16384].map((v) => z.literal(v))).default(512),
+      cpu: z.literal([256, 512, 1024, 2048, 4096, 8192, 16384]).default(512),
       memoryMiB: z.number().int().min(512).max(122_880).default(1_024),
       taskTimeoutSeconds: positiveInt(MAX_VISIBILITY_TIMEOUT_SECONDS).default(300),
       maxIterations: positiveInt(100).default(10),

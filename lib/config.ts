@@ -50,16 +50,22 @@ function jsonPath(segments: ReadonlyArray<PropertyKey>): string {
   return result;
 }
 
-function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue {
-  let message = issue.message;
+function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue[] {
+  // One issue per unknown key, at the path of the key itself.
   if (issue.code === 'unrecognized_keys') {
-    message = `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove it or check its spelling`;
-    return { path: jsonPath(issue.path), message };
+    return issue.keys.map((key) => ({
+      path: jsonPath([...issue.path, key]),
+      message: 'unknown key; remove it or check its spelling',
+    }));
   }
-  if (issue.code === 'invalid_union' && 'discriminator' in issue) {
-    message = `expected one of the documented variants of ${String(issue.discriminator)}`;
+  // Zod reports a bad discriminator with the whole object as input, so the
+  // issue shows the discriminator value and the allowed values instead.
+  if (issue.code === 'invalid_union' && issue.discriminator !== undefined && 'options' in issue) {
+    const allowed = (issue.options ?? []).map((option) => JSON.stringify(option)).join(', ');
+    const input = issue.input as Record<string, unknown> | undefined;
+    return [{ path: jsonPath(issue.path), message: `expected one of ${allowed}`, value: input?.[issue.discriminator] }];
   }
-  return { path: jsonPath(issue.path), message, value: issue.input };
+  return [{ path: jsonPath(issue.path), message: issue.message, value: issue.input }];
 }
 
 /** Fargate memory sizes in MiB allowed for each CPU setting. */
@@ -174,7 +180,7 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
 export function validateConfig(input: unknown, source = 'config'): AgentStackConfig {
   const parsed = configSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map(fromZodIssue), source);
+    throw new ConfigError(parsed.error.issues.flatMap(fromZodIssue), source);
   }
   const issues = crossFieldIssues(parsed.data);
   if (issues.length > 0) throw new ConfigError(issues, source);
@@ -200,14 +206,16 @@ export function loadConfig(file: string): AgentStackConfig {
     throw new ConfigError([{ path: '$', message: `invalid JSON: ${(error as Error).message}` }], absolute);
   }
   const config = validateConfig(json, absolute);
-  return resolveToolEntries(config, path.dirname(absolute));
+  return resolveToolEntries(config, path.dirname(absolute), absolute);
 }
 
 /**
  * Returns a copy of the config whose relative tool entry paths are
  * absolute. Raises {@link ConfigError} for an entry file that does not exist.
+ *
+ * @param source names the input in the error message, such as a file path.
  */
-export function resolveToolEntries(config: AgentStackConfig, baseDir: string): AgentStackConfig {
+export function resolveToolEntries(config: AgentStackConfig, baseDir: string, source = 'config'): AgentStackConfig {
   const issues: ConfigIssue[] = [];
   const agents = config.agents.map((agent, a) => ({
     ...agent,
@@ -224,7 +232,7 @@ export function resolveToolEntries(config: AgentStackConfig, baseDir: string): A
       return { ...tool, handler: { entry } };
     }),
   }));
-  if (issues.length > 0) throw new ConfigError(issues);
+  if (issues.length > 0) throw new ConfigError(issues, source);
   return { ...config, agents };
 }
 
