@@ -75,11 +75,12 @@ export function backlogMetric(queue: sqs.IQueue): cloudwatch.IMetric {
 }
 
 /**
- * Step scaling intervals in exact task counts: no backlog scales to
- * `minTasks`, and a backlog of `b` runs `ceil(b / backlogPerTask)` tasks,
- * so the first step starts at one message even when `minTasks` is 0. With
- * more than {@link MAX_SCALE_OUT_STEPS} task counts the steps are spread
- * evenly and each covers a range of backlog.
+ * Returns step scaling intervals in exact task counts. No backlog scales to
+ * `minTasks`, and a backlog of `b` runs `ceil(b / backlogPerTask)` tasks, so
+ * the first step starts at one message even when `minTasks` is 0. Beyond
+ * {@link MAX_SCALE_OUT_STEPS} task counts the counts grow geometrically, so
+ * a step runs less than 1.5 times the tasks its backlog needs for a
+ * `maxTasks` of up to 1000.
  */
 export function backlogScalingSteps(options: {
   minTasks: number;
@@ -87,19 +88,24 @@ export function backlogScalingSteps(options: {
   backlogPerTask: number;
 }): appscaling.ScalingInterval[] {
   const { minTasks, maxTasks, backlogPerTask } = options;
-  const counts = new Set<number>([1]);
-  if (maxTasks <= MAX_SCALE_OUT_STEPS) {
-    for (let tasks = 2; tasks <= maxTasks; tasks++) counts.add(tasks);
-  } else {
-    for (let i = 1; i < MAX_SCALE_OUT_STEPS; i++) {
-      counts.add(Math.ceil((i * maxTasks) / (MAX_SCALE_OUT_STEPS - 1)));
-    }
+
+  // Each count grows by the ratio that reaches maxTasks within the steps
+  // left, and by one task at least, so small services get every count.
+  // Evenly spaced counts would jump from 1 task to maxTasks / 18 tasks.
+  const counts: number[] = [];
+  let tasks = 1;
+  for (let remaining = MAX_SCALE_OUT_STEPS - 1; ; remaining--) {
+    counts.push(tasks);
+    if (tasks >= maxTasks) break;
+    const ratio = (maxTasks / tasks) ** (1 / remaining);
+    tasks = Math.min(maxTasks, Math.max(tasks + 1, Math.round(tasks * ratio)));
   }
+
   const steps: appscaling.ScalingInterval[] = [{ upper: 0, change: minTasks }];
   let lower = 1;
-  for (const tasks of [...counts].sort((a, b) => a - b)) {
-    steps.push({ lower, change: Math.max(tasks, minTasks) });
-    lower = tasks * backlogPerTask + 1;
+  for (const count of counts) {
+    steps.push({ lower, change: Math.max(count, minTasks) });
+    lower = count * backlogPerTask + 1;
   }
   return steps;
 }
