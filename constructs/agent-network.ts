@@ -29,7 +29,8 @@ export interface AgentNetworkProps {
 
   /**
    * Explicit zones for a new VPC, needed when the stack has an account so
-   * that nothing looks them up.
+   * that nothing looks them up. With `maxAzs` the VPC uses the first
+   * `maxAzs` of them.
    *
    * @default - the stack's zones
    */
@@ -93,8 +94,9 @@ export class AgentNetwork extends Construct {
     super(scope, id);
 
     const natGateways = props.natGateways ?? 0;
-    if (props.vpc && (props.cidr !== undefined || props.natGateways !== undefined || props.maxAzs !== undefined)) {
-      throw new Error('AgentNetwork: vpc cannot be combined with cidr, maxAzs or natGateways; those shape a new VPC. Remove them or remove vpc.');
+    const shapesNewVpc = [props.cidr, props.maxAzs, props.natGateways, props.availabilityZones].some((value) => value !== undefined);
+    if (props.vpc && shapesNewVpc) {
+      throw new Error('AgentNetwork: vpc cannot be combined with cidr, maxAzs, natGateways or availabilityZones; those shape a new VPC. Remove them or remove vpc.');
     }
     if (!Number.isInteger(natGateways) || natGateways < 0) {
       throw new Error(`AgentNetwork: natGateways must be a whole number of 0 or more (got ${natGateways}).`);
@@ -105,7 +107,9 @@ export class AgentNetwork extends Construct {
       props.vpc ??
       new ec2.Vpc(this, 'Vpc', {
         ipAddresses: ec2.IpAddresses.cidr(props.cidr ?? '10.0.0.0/16'),
-        ...(props.availabilityZones ? { availabilityZones: props.availabilityZones } : { maxAzs: props.maxAzs ?? 2 }),
+        ...(props.availabilityZones
+          ? { availabilityZones: props.availabilityZones.slice(0, props.maxAzs ?? props.availabilityZones.length) }
+          : { maxAzs: props.maxAzs ?? 2 }),
         natGateways,
         subnetConfiguration: [
           { name: 'Public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
