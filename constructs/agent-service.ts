@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { CfnElement, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -149,6 +149,17 @@ function nagText(value: string, pseudoParameter: string): string {
   return Token.isUnresolved(value) ? `<${pseudoParameter}>` : value;
 }
 
+/**
+ * Returns the cluster name as cdk-nag prints it in a finding id: the logical
+ * id in brackets for a cluster of this app, the literal name of an imported
+ * cluster, or undefined for any other token.
+ */
+function nagClusterName(cluster: ecs.ICluster): string | undefined {
+  if (!Token.isUnresolved(cluster.clusterName)) return cluster.clusterName;
+  const resource = cluster.node.defaultChild;
+  return CfnElement.isCfnElement(resource) ? `<${Stack.of(resource).getLogicalId(resource)}>` : undefined;
+}
+
 /** Port the reference worker listens on in realtime mode. */
 const CONTAINER_PORT = 8080;
 const CONTAINER_NAME = 'agent';
@@ -208,10 +219,6 @@ export class AgentService extends Construct {
         encryptionMasterKey: props.encryptionKey,
         enforceSSL: true,
         retentionPeriod: Duration.days(14),
-      });
-      Validations.of(this.deadLetterQueue).acknowledge({
-        id: 'AwsSolutions-SQS3',
-        reason: 'This queue is the dead-letter queue of the agent task queue.',
       });
       this.queue = new sqs.Queue(this, 'Queue', {
         encryption: props.encryptionKey ? sqs.QueueEncryption.KMS : sqs.QueueEncryption.SQS_MANAGED,
@@ -291,10 +298,13 @@ export class AgentService extends Construct {
           resources: [`arn:${stack.partition}:ecs:${stack.region}:${stack.account}:task/${props.cluster.clusterName}/*`],
         }),
       );
-      Validations.of(taskRole).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${nagText(stack.region, 'AWS::Region')}:${nagText(stack.account, 'AWS::AccountId')}:task/<${stack.getLogicalId(props.cluster.node.defaultChild as ecs.CfnCluster)}>/*]`,
-        reason: 'Task ids are assigned at run time, so scale-in protection is granted on the tasks of this cluster.',
-      });
+      const clusterName = nagClusterName(props.cluster);
+      if (clusterName !== undefined) {
+        Validations.of(taskRole).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${nagText(stack.region, 'AWS::Region')}:${nagText(stack.account, 'AWS::AccountId')}:task/${clusterName}/*]`,
+          reason: 'Task ids are assigned at run time, so scale-in protection is granted on the tasks of this cluster.',
+        });
+      }
     }
 
     // Create the service in private subnets.
