@@ -1,0 +1,520 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App } from 'aws-cdk-lib';
+import { AgentStack } from '../lib/agent-stack';
+import { ConfigError, loadConfig, validateConfig } from '../lib/config';
+
+const ROOT = path.resolve(__dirname, '..');
+const EXAMPLE_FILE = path.join(ROOT, 'agent-stack.config.json');
+
+// SQS caps the visibility timeout at 12 hours and the stack adds 60 s to
+// the task timeout, so this is the longest background task timeout.
+const LONGEST_BACKGROUND_TIMEOUT_SECONDS = 12 * 60 * 60 - 60;
+
+type Json = any;
+
+/** Reads a fresh copy of the example config. */
+function example(): Json {
+  return JSON.parse(fs.readFileSync(EXAMPLE_FILE, 'utf8'));
+}
+
+/**
+ * Returns a valid config that sets nothing optional, so every default applies.
+ * The only agent is a background one, which lets natGateways keep its
+ * default of 0, and the tool is an existing function, so no file is read.
+ */
+function minimal(): Json {
+  return {
+    region: 'us-east-1',
+    endpoint: {
+      auth: {
+        type: 'jwt',
+        issuer: 'https://issuer.example.com/',
+        audience: ['agents'],
+        jwksUri: 'https://issuer.example.com/.well-known/jwks.json',
+      },
+    },
+    routes: { main: [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }] },
+    agents: [
+      {
+        name: 'summarizer',
+        mode: 'background',
+        systemPrompt: 'Summarize the document you are given.',
+        route: 'main',
+        tools: [
+          {
+            name: 'fetch_document',
+            description: 'Fetch a document by its id.',
+            impact: 'low',
+            inputSchema: { type: 'object' },
+            handler: { functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:fetch-document' },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Returns the ConfigError that `run` raises, and fails the test when it raises nothing. */
+function configErrorOf(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError, but the config was accepted');
+}
+
+/** Validates the example after `mutate` changed it and returns the error. */
+function rejectionOf(mutate: (config: Json) => void): ConfigError {
+  const config = example();
+  mutate(config);
+  return configErrorOf(() => validateConfig(config));
+}
+
+/** Returns the message line that reports `jsonPath`, or an empty string. */
+function lineFor(error: ConfigError, jsonPath: string): string {
+  return error.message.split('\n').find((line) => line.trim().startsWith(`${jsonPath}: `)) ?? '';
+}
+
+function scratchDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'agent-config-'));
+}
+
+describe('example config', () => {
+  test('loads from its file', () => {
+    const config = loadConfig(EXAMPLE_FILE);
+
+    expect(config.agents.map((a) => a.name)).toEqual(['support', 'research']);
+    expect(config.agents.map((a) => a.mode)).toEqual(['realtime', 'background']);
+  });
+
+  test('resolves tool entries to existing files', () => {
+    const config = loadConfig(EXAMPLE_FILE);
+    const entries = config.agents.flatMap((a) => a.tools).map((t) => ('entry' in t.handler ? t.handler.entry : ''));
+
+    expect(entries.length).toBeGreaterThan(0);
+    for (const entry of entries) {
+      expect(path.isAbsolute(entry)).toBe(true);
+      expect(fs.existsSync(entry)).toBe(true);
+    }
+  });
+
+  test('validates as an object too', () => {
+    expect(() => validateConfig(example())).not.toThrow();
+  });
+});
+
+describe('config defaults', () => {
+  const config = validateConfig(minimal());
+  const agent = config.agents[0];
+  const tool = agent.tools[0];
+  const auth = config.endpoint?.auth;
+  const userClaim = auth && 'userClaim' in auth ? auth.userClaim : undefined;
+
+  test.each<[string, () => unknown, unknown]>([
+    ['stackName', () => config.stackName, 'AgentStack'],
+    ['limits.cpu', () => agent.limits.cpu, 512],
+    ['limits.memoryMiB', () => agent.limits.memoryMiB, 1_024],
+    ['limits.taskTimeoutSeconds', () => agent.limits.taskTimeoutSeconds, 300],
+    ['limits.maxIterations', () => agent.limits.maxIterations, 10],
+    ['limits.maxTokensPerTask', () => agent.limits.maxTokensPerTask, 100_000],
+    ['limits.maxTokensPerCall', () => agent.limits.maxTokensPerCall, 4_096],
+    ['limits.maxBodyBytes', () => agent.limits.maxBodyBytes, 262_144],
+    ['scaling.minTasks', () => agent.scaling.minTasks, undefined],
+    ['scaling.maxTasks', () => agent.scaling.maxTasks, 4],
+    ['scaling.requestsPerTarget', () => agent.scaling.requestsPerTarget, 60],
+    ['scaling.backlogPerTask', () => agent.scaling.backlogPerTask, 2],
+    ['scaling.warmWindows', () => agent.scaling.warmWindows, []],
+    ['queue.maxReceiveCount', () => agent.queue.maxReceiveCount, 3],
+    ['queue.retentionDays', () => agent.queue.retentionDays, 14],
+    ['queue.concurrency', () => agent.queue.concurrency, 1],
+    ['network.vpcCidr', () => config.network.vpcCidr, '10.0.0.0/16'],
+    ['network.maxAzs', () => config.network.maxAzs, 2],
+    ['network.natGateways', () => config.network.natGateways, 0],
+    ['network.flowLogRetentionDays', () => config.network.flowLogRetentionDays, 365],
+    ['gateway.memoryMiB', () => config.gateway.memoryMiB, 1_024],
+    ['gateway.timeoutSeconds', () => config.gateway.timeoutSeconds, 120],
+    ['gateway.inVpc', () => config.gateway.inVpc, false],
+    ['memory.ttlDays', () => config.memory.ttlDays, 30],
+    ['logRetentionDays', () => config.logRetentionDays, 90],
+    ['tool.timeoutSeconds', () => tool.timeoutSeconds, 30],
+    ['tool.memoryMiB', () => tool.memoryMiB, 256],
+    ['tool.maxConcurrency', () => tool.maxConcurrency, 10],
+    ['tool.policyStatements', () => tool.policyStatements, []],
+    ['endpoint.auth.userClaim', () => userClaim, 'sub'],
+  ])('%s', (_field, read, expected) => {
+    expect(read()).toEqual(expected);
+  });
+
+  test('tools default to none', () => {
+    const input = minimal();
+    delete input.agents[0].tools;
+
+    expect(validateConfig(input).agents[0].tools).toEqual([]);
+  });
+});
+
+describe('config rejection', () => {
+  test('unknown top-level key', () => {
+    const error = rejectionOf((c) => {
+      c.regoin = 'us-east-1';
+    });
+
+    expect(lineFor(error, '$.regoin')).toContain('unknown key');
+  });
+
+  test('unknown nested key', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].limits.cpuUnits = 512;
+    });
+
+    expect(lineFor(error, '$.agents[0].limits.cpuUnits')).toContain('unknown key');
+  });
+
+  test('every unknown key listed', () => {
+    const error = rejectionOf((c) => {
+      c.regoin = 'us-east-1';
+      c.agents[1].queue.retention = 3;
+    });
+
+    expect(error.issues.map((i) => i.path).sort()).toEqual(['$.agents[1].queue.retention', '$.regoin']);
+  });
+
+  test('wrong type for a number', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].limits.memoryMiB = '1024';
+    });
+    const line = lineFor(error, '$.agents[0].limits.memoryMiB');
+
+    expect(line).toContain('expected number');
+    expect(line).toContain('(got "1024")');
+  });
+
+  test('wrong type for a boolean', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { inVpc: 'yes' };
+    });
+    const line = lineFor(error, '$.gateway.inVpc');
+
+    expect(line).toContain('expected boolean');
+    expect(line).toContain('(got "yes")');
+  });
+
+  test('number above its maximum', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].scaling.maxTasks = 1_001;
+    });
+    const line = lineFor(error, '$.agents[0].scaling.maxTasks');
+
+    expect(line).toContain('<=1000');
+    expect(line).toContain('(got 1001)');
+  });
+
+  test('number below its minimum', () => {
+    const error = rejectionOf((c) => {
+      c.agents[1].limits.maxIterations = 0;
+    });
+    const line = lineFor(error, '$.agents[1].limits.maxIterations');
+
+    expect(line).toContain('>=1');
+    expect(line).toContain('(got 0)');
+  });
+
+  test('fractional number', () => {
+    const error = rejectionOf((c) => {
+      c.agents[1].queue.maxReceiveCount = 2.5;
+    });
+    const line = lineFor(error, '$.agents[1].queue.maxReceiveCount');
+
+    expect(line).toContain('expected int');
+    expect(line).toContain('(got 2.5)');
+  });
+
+  test('cpu outside the fargate sizes', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].limits.cpu = 300;
+    });
+    const line = lineFor(error, '$.agents[0].limits.cpu');
+
+    expect(line).toContain('256|512|1024|2048|4096|8192|16384');
+    expect(line).toContain('(got 300)');
+  });
+
+  test('unknown agent mode', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].mode = 'batch';
+    });
+    const line = lineFor(error, '$.agents[0].mode');
+
+    expect(line).toContain('"realtime"|"background"');
+    expect(line).toContain('(got "batch")');
+  });
+
+  test('unknown auth type', () => {
+    const error = rejectionOf((c) => {
+      c.endpoint.auth.type = 'saml';
+    });
+    const line = lineFor(error, '$.endpoint.auth.type');
+
+    expect(line).toContain('"jwt", "cognito", "oidc", "none"');
+    expect(line).toContain('(got "saml")');
+  });
+
+  test('tool with entry and function arn', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].tools[0].handler.functionArn = 'arn:aws:lambda:us-east-1:123456789012:function:lookup';
+    });
+
+    expect(lineFor(error, '$.agents[0].tools[0].handler')).toContain('exactly one of { "entry"');
+  });
+
+  test('duplicate agent names', () => {
+    const error = rejectionOf((c) => {
+      c.agents[1].name = 'support';
+    });
+    const line = lineFor(error, '$.agents[1].name');
+
+    expect(line).toContain('agents[0] already uses it');
+    expect(line).toContain('(got "support")');
+  });
+
+  test('tool named twice in one agent', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].tools[1].name = 'lookup_order';
+    });
+    const line = lineFor(error, '$.agents[0].tools[1].name');
+
+    expect(line).toContain('tools[0] already uses it');
+    expect(line).toContain('(got "lookup_order")');
+  });
+
+  test('minTasks above maxTasks', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].scaling.minTasks = 11;
+    });
+    const line = lineFor(error, '$.agents[0].scaling.minTasks');
+
+    expect(line).toContain('exceeds maxTasks (10)');
+    expect(line).toContain('(got 11)');
+  });
+
+  test('warm window above maxTasks', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].scaling.warmWindows[0].minTasks = 12;
+    });
+    const line = lineFor(error, '$.agents[0].scaling.warmWindows[0].minTasks');
+
+    expect(line).toContain('exceeds maxTasks (10)');
+    expect(line).toContain('(got 12)');
+  });
+
+  test('realtime agent with minTasks 0', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].scaling.minTasks = 0;
+    });
+    const line = lineFor(error, '$.agents[0].scaling.minTasks');
+
+    expect(line).toContain('at least 1 for a realtime agent');
+    expect(line).toContain('(got 0)');
+  });
+
+  test('background timeout at the visibility limit', () => {
+    const config = example();
+    config.agents[1].limits.taskTimeoutSeconds = LONGEST_BACKGROUND_TIMEOUT_SECONDS;
+
+    expect(validateConfig(config).agents[1].limits.taskTimeoutSeconds).toBe(43_140);
+  });
+
+  test('background timeout past the visibility limit', () => {
+    const error = rejectionOf((c) => {
+      c.agents[1].limits.taskTimeoutSeconds = LONGEST_BACKGROUND_TIMEOUT_SECONDS + 1;
+    });
+    const line = lineFor(error, '$.agents[1].limits.taskTimeoutSeconds');
+
+    expect(line).toContain('at most 43140');
+    expect(line).toContain('(got 43141)');
+  });
+
+  test('realtime timeout at 3600', () => {
+    const config = example();
+    config.agents[0].limits.taskTimeoutSeconds = 3_600;
+
+    expect(validateConfig(config).agents[0].limits.taskTimeoutSeconds).toBe(3_600);
+  });
+
+  test('realtime timeout above 3600', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].limits.taskTimeoutSeconds = 3_601;
+    });
+    const line = lineFor(error, '$.agents[0].limits.taskTimeoutSeconds');
+
+    expect(line).toContain('at most 3600 for a realtime agent');
+    expect(line).toContain('(got 3601)');
+  });
+
+  test('route without targets', () => {
+    const error = rejectionOf((c) => {
+      c.routes['claude-haiku'] = [];
+    });
+    const line = lineFor(error, '$.routes["claude-haiku"]');
+
+    expect(line).toContain('at least one target');
+    expect(line).toContain('(got [])');
+  });
+
+  test('no routes at all', () => {
+    const error = rejectionOf((c) => {
+      c.routes = {};
+    });
+    const line = lineFor(error, '$.agents[0].route');
+
+    expect(line).toContain('expected one of (none defined)');
+    expect(line).toContain('(got "claude-haiku")');
+  });
+
+  test('agent naming a missing route', () => {
+    const error = rejectionOf((c) => {
+      c.agents[1].route = 'claude-opus';
+    });
+    const line = lineFor(error, '$.agents[1].route');
+
+    expect(line).toContain('expected one of claude-sonnet, claude-haiku');
+    expect(line).toContain('(got "claude-opus")');
+  });
+
+  test('account without availabilityZones', () => {
+    const error = rejectionOf((c) => {
+      c.account = '123456789012';
+    });
+
+    expect(lineFor(error, '$.availabilityZones')).toContain('required when account is set');
+  });
+
+  test('zone of another region', () => {
+    const error = rejectionOf((c) => {
+      c.account = '123456789012';
+      c.availabilityZones = ['us-east-1a', 'us-west-2b'];
+    });
+    const line = lineFor(error, '$.availabilityZones[1]');
+
+    expect(line).toContain('expected a zone of region us-east-1');
+    expect(line).toContain('(got "us-west-2b")');
+  });
+
+  test('invalid fargate cpu and memory', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].limits.cpu = 512;
+      c.agents[0].limits.memoryMiB = 8_192;
+    });
+    const line = lineFor(error, '$.agents[0].limits.memoryMiB');
+
+    expect(line).toContain('not valid with cpu 512');
+    expect(line).toContain('Fargate allows 1024 to 4096 in steps of 1024');
+    expect(line).toContain('(got 8192)');
+  });
+
+  test('tool entry file missing', () => {
+    const dir = scratchDir();
+    const file = path.join(dir, 'agents.json');
+    const config = example();
+    config.agents[0].tools[0].handler.entry = 'tools/missing.ts';
+    fs.writeFileSync(file, JSON.stringify(config));
+
+    const error = configErrorOf(() => loadConfig(file));
+    const line = lineFor(error, '$.agents[0].tools[0].handler.entry');
+
+    expect(line).toContain(`file not found at ${path.join(dir, 'tools', 'missing.ts')}`);
+    expect(line).toContain('(got "tools/missing.ts")');
+    expect(error.message).toContain(`Invalid ${file}:`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('cognito auth without certificateArn', () => {
+    const error = rejectionOf((c) => {
+      c.endpoint.auth = {
+        type: 'cognito',
+        userPoolArn: 'arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE11',
+        userPoolClientId: 'client',
+        userPoolDomain: 'agents',
+      };
+    });
+
+    expect(lineFor(error, '$.endpoint.certificateArn')).toContain('required with auth type cognito');
+  });
+
+  test('jwt auth with natGateways 0', () => {
+    const error = rejectionOf((c) => {
+      c.network.natGateways = 0;
+    });
+    const line = lineFor(error, '$.network.natGateways');
+
+    expect(line).toContain('must be at least 1 with auth type jwt');
+    expect(line).toContain('(got 0)');
+  });
+
+  test('file with invalid json', () => {
+    const dir = scratchDir();
+    const file = path.join(dir, 'agents.json');
+    fs.writeFileSync(file, '{ "region": ');
+
+    const error = configErrorOf(() => loadConfig(file));
+
+    expect(lineFor(error, '$')).toContain('invalid JSON');
+    expect(error.message).toContain(file);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('file that does not exist', () => {
+    const file = path.join(os.tmpdir(), 'agent-config-missing', 'agents.json');
+    const error = configErrorOf(() => loadConfig(file));
+
+    expect(lineFor(error, '$')).toContain('cannot read file');
+    expect(error.message).toContain(file);
+  });
+});
+
+describe('config sources', () => {
+  // One bad config per validation phase: the schema and the cross-field checks.
+  const badConfigs: Array<[string, (c: Json) => void]> = [
+    ['schema', (c) => void (c.agents[0].limits.cpu = 300)],
+    ['cross-field', (c) => void (c.agents[0].scaling.minTasks = 11)],
+  ];
+
+  test.each(badConfigs)('file and object agree on %s errors', (_phase, mutate) => {
+    const config = example();
+    mutate(config);
+    const dir = scratchDir();
+    const file = path.join(dir, 'agents.json');
+    fs.writeFileSync(file, JSON.stringify(config));
+
+    const fromFile = configErrorOf(() => loadConfig(file));
+    const fromObject = configErrorOf(() => validateConfig(config));
+
+    expect(fromFile.issues).toEqual(fromObject.issues);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(badConfigs)('agent stack rejects %s errors', (_phase, mutate) => {
+    const config = example();
+    mutate(config);
+    const app = new App();
+
+    const fromStack = configErrorOf(() => new AgentStack(app, 'AgentStack', { config, configDir: ROOT }));
+
+    expect(fromStack.issues).toEqual(configErrorOf(() => validateConfig(config)).issues);
+    // The config is checked before the stack exists, so nothing is left behind.
+    expect(app.node.children).toHaveLength(0);
+  });
+
+  test('agent stack checks tool entries', () => {
+    const config = example();
+    config.agents[1].tools[0].handler.entry = 'examples/tools/missing.ts';
+
+    const error = configErrorOf(() => new AgentStack(new App(), 'AgentStack', { config, configDir: ROOT }));
+
+    expect(lineFor(error, '$.agents[1].tools[0].handler.entry')).toContain('file not found');
+  });
+});
