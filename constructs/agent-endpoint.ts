@@ -51,7 +51,7 @@ export type EndpointAuth = JwtEndpointAuth | CognitoEndpointAuth | OidcEndpointA
 
 export interface AgentEndpointProps {
   readonly vpc: ec2.IVpc;
-  /** How callers authenticate. */
+  /** Authentication of callers. */
   readonly auth: EndpointAuth;
 
   /**
@@ -69,7 +69,7 @@ export interface AgentEndpointProps {
   readonly vpcSubnets?: ec2.SubnetSelection;
 
   /**
-   * Idle timeout of the load balancer; at least the longest realtime task timeout.
+   * Idle timeout of the load balancer, at least the longest realtime task timeout.
    *
    * @default Duration.seconds(60)
    */
@@ -125,7 +125,7 @@ export class AgentEndpoint extends Construct {
     const accessLogBucket = props.accessLogBucket ?? this.createAccessLogBucket();
     this.loadBalancer.logAccessLogs(accessLogBucket, 'alb');
 
-    // Create the listener; unknown paths get a 404.
+    // Create the listener, which answers unknown paths with 404.
     this.listener = this.loadBalancer.addListener('Listener', {
       port: https ? 443 : 80,
       protocol: https ? elbv2.ApplicationProtocol.HTTPS : elbv2.ApplicationProtocol.HTTP,

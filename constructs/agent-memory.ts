@@ -13,7 +13,7 @@ export interface AgentMemoryProps {
   readonly encryptionKey?: kms.IKey;
 
   /**
-   * What happens to the table when it leaves the stack.
+   * Policy for the table when it leaves the stack.
    *
    * @default RemovalPolicy.RETAIN
    */

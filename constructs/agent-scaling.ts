@@ -4,15 +4,16 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { AgentServiceProps } from './agent-service';
 
-/** Longest visibility timeout SQS accepts: 12 hours. */
+/** Maximum visibility timeout SQS accepts: 12 hours. */
 const MAX_VISIBILITY = Duration.hours(12);
 
 /** Seconds between the task timeout and the visibility timeout. */
 const VISIBILITY_MARGIN_SECONDS = 60;
 
 /**
- * Most steps one policy gets; Application Auto Scaling rejects policies
- * with more than 20 step adjustments.
+ * Maximum scale-out steps of one policy, within Application Auto Scaling's
+ * default quota of 20 step adjustments per step scaling policy.
+ * Source: https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-quotas.html
  */
 const MAX_SCALE_OUT_STEPS = 19;
 
@@ -60,7 +61,7 @@ export function validateProps(
   }
 }
 
-/** Visible plus in-flight messages: the work a background agent holds or has yet to start. */
+/** Visible plus in-flight messages: the work a background agent is processing or has yet to start. */
 export function backlogMetric(queue: sqs.IQueue): cloudwatch.IMetric {
   const options = { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM };
   return new cloudwatch.MathExpression({

@@ -35,7 +35,11 @@ export interface AgentServiceProps {
   readonly gateway: ModelGateway;
   readonly memory: AgentMemory;
 
-  /** @default - no tools */
+  /**
+   * Tools the agent may call.
+   *
+   * @default - no tools
+   */
   readonly tools?: AgentTool[];
 
   /**
@@ -52,9 +56,18 @@ export interface AgentServiceProps {
    */
   readonly image?: ecs.ContainerImage;
 
-  /** @default 512 */
+  /**
+   * Fargate CPU units of one task.
+   *
+   * @default 512
+   */
   readonly cpu?: number;
-  /** @default 1024 */
+
+  /**
+   * Memory of one task in MiB; it must be a size Fargate allows for `cpu`.
+   *
+   * @default 1024
+   */
   readonly memoryLimitMiB?: number;
 
   /**
@@ -65,18 +78,37 @@ export interface AgentServiceProps {
   readonly cpuArchitecture?: ecs.CpuArchitecture;
 
   /**
-   * Longest time one task (a request or a queue message) may run.
+   * Maximum time one task (a request or a queue message) may run.
    *
    * @default Duration.minutes(5)
    */
   readonly taskTimeout?: Duration;
-  /** @default 10 */
+  /**
+   * Model calls in one task before the agent loop stops.
+   *
+   * @default 10
+   */
   readonly maxIterations?: number;
-  /** @default 100000 */
+
+  /**
+   * Total tokens of one task before the agent loop stops.
+   *
+   * @default 100000
+   */
   readonly maxTokensPerTask?: number;
-  /** @default 4096 */
+
+  /**
+   * Ceiling of `maxTokens` for one model call.
+   *
+   * @default 4096
+   */
   readonly maxTokensPerCall?: number;
-  /** @default 262144 */
+
+  /**
+   * Largest request or message body in bytes; larger realtime requests get 413.
+   *
+   * @default 262144
+   */
   readonly maxBodyBytes?: number;
 
   /**
@@ -85,7 +117,11 @@ export interface AgentServiceProps {
    * @default - 1 for realtime agents, 0 for background agents
    */
   readonly minTasks?: number;
-  /** @default 4 */
+  /**
+   * Maximum number of running tasks.
+   *
+   * @default 4
+   */
   readonly maxTasks?: number;
   /**
    * Realtime scaling target: requests per task per minute.
@@ -99,7 +135,11 @@ export interface AgentServiceProps {
    * @default 2
    */
   readonly backlogPerTask?: number;
-  /** @default - none */
+  /**
+   * Schedules that change `minTasks`, such as more warm tasks in business hours.
+   *
+   * @default - none
+   */
   readonly warmWindows?: WarmWindow[];
 
   /**
@@ -108,7 +148,11 @@ export interface AgentServiceProps {
    * @default 3
    */
   readonly maxReceiveCount?: number;
-  /** @default Duration.days(14) */
+  /**
+   * Retention of messages in the task queue.
+   *
+   * @default Duration.days(14)
+   */
   readonly queueRetention?: Duration;
   /**
    * Messages one task handles at once.
@@ -125,7 +169,7 @@ export interface AgentServiceProps {
   readonly memoryTtl?: Duration;
 
   /**
-   * How realtime callers authenticate.
+   * Authentication of realtime callers.
    *
    * @default - the endpoint's authentication
    */
@@ -138,13 +182,22 @@ export interface AgentServiceProps {
    */
   readonly encryptionKey?: kms.IKey;
 
-  /** @default - the cluster VPC's private subnets */
+  /**
+   * Subnets of the tasks.
+   *
+   * @default - the cluster VPC's private subnets
+   */
   readonly vpcSubnets?: ec2.SubnetSelection;
-  /** @default logs.RetentionDays.THREE_MONTHS */
+
+  /**
+   * Retention of the agent's logs.
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
   readonly logRetention?: logs.RetentionDays;
 }
 
-/** How cdk-nag prints a value in a finding id: a pseudo parameter in brackets, or the literal. */
+/** Formats a value as cdk-nag prints it in a finding id: a pseudo parameter in brackets, or the literal. */
 function nagText(value: string, pseudoParameter: string): string {
   return Token.isUnresolved(value) ? `<${pseudoParameter}>` : value;
 }
@@ -261,7 +314,7 @@ export class AgentService extends Construct {
       image: props.image ?? ecs.ContainerImage.fromAsset(bundledAssetPath('worker')),
       environment,
       readonlyRootFilesystem: true,
-      // Background tasks need time to hand in-flight messages back; 120 s is the Fargate maximum.
+      // Background tasks need time to hand in-flight messages back, and 120 s is the Fargate maximum.
       stopTimeout: realtime ? Duration.seconds(30) : Duration.seconds(120),
       portMappings: realtime ? [{ containerPort: CONTAINER_PORT }] : undefined,
       logging: ecs.LogDrivers.awsLogs({

@@ -54,7 +54,7 @@ export class AgentStack extends Stack {
     this.config = config;
     const logRetention = retentionDays(config.logRetentionDays);
 
-    // Create the stack key; CloudWatch Logs may use it for this account's log groups.
+    // Create the stack key, which CloudWatch Logs may use for this account's log groups.
     this.key = new kms.Key(this, 'Key', {
       description: `${config.stackName}: encrypts agent memory, queues, logs and function environments`,
       enableKeyRotation: true,
@@ -175,7 +175,7 @@ export class AgentStack extends Stack {
 
   /**
    * The zones listed in the config when it names an account, so that the
-   * CDK never looks them up; otherwise the CDK's own answer.
+   * CDK never looks them up, and otherwise the zones the CDK determines.
    */
   override get availabilityZones(): string[] {
     return this.config?.availabilityZones ?? super.availabilityZones;

@@ -5,7 +5,7 @@ import { z } from 'zod';
  * default the README documents, and `test/config.test.ts` pins them.
  */
 
-/** Longest visibility timeout SQS accepts: 12 hours. */
+/** Maximum visibility timeout SQS accepts: 12 hours. */
 export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
 
 /**
@@ -14,7 +14,7 @@ export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
  */
 export const VISIBILITY_MARGIN_SECONDS = 60;
 
-/** Longest task timeout a realtime agent may have: the ALB idle timeout ceiling is 4000 s. */
+/** Maximum task timeout of a realtime agent, below the ALB idle timeout maximum of 4000 s. */
 export const MAX_REALTIME_TASK_TIMEOUT_SECONDS = 3_600;
 
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
@@ -54,7 +54,7 @@ const oidcAuthSchema = z.strictObject({
   tokenEndpoint: z.url({ protocol: /^https$/ }),
   userInfoEndpoint: z.url({ protocol: /^https$/ }),
   clientId: z.string().min(1),
-  /** Secrets Manager ARN of the client secret; the secret never enters the template. */
+  /** Secrets Manager ARN of the client secret, so the secret never enters the template. */
   clientSecretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, 'expected a Secrets Manager secret ARN'),
   userClaim: z.string().min(1).default('sub'),
 });
@@ -78,7 +78,7 @@ export const toolSchema = z.strictObject({
   description: z.string().min(1).max(1_000),
   /** `high` tools need a person's approval before they run. */
   impact: z.enum(['low', 'high']),
-  /** JSON Schema of the tool input; the model receives it and the worker validates against it. */
+  /** JSON Schema of the tool input. The model receives it and the worker validates against it. */
   inputSchema: z.looseObject({ type: z.literal('object') }),
   handler: z.union(
     [
@@ -91,7 +91,7 @@ export const toolSchema = z.strictObject({
   memoryMiB: z.number().int().min(128).max(10_240).default(256),
   /** Reserved concurrency: the most instances of the tool that run at once. */
   maxConcurrency: positiveInt(1_000).default(10),
-  /** Extra permissions for a bundled tool's role; it gets only its logs otherwise. */
+  /** Extra permissions for a bundled tool's role, which otherwise can only write its logs. */
   policyStatements: z.array(policyStatementSchema).default([]),
 });
 
@@ -123,7 +123,7 @@ export const agentSchema = z.strictObject({
     .prefault({}),
   scaling: z
     .strictObject({
-      /** Tasks kept running when idle; defaults to 1 for realtime and 0 for background agents. */
+      /** Tasks kept running when idle: by default 1 for realtime and 0 for background agents. */
       minTasks: z.number().int().min(0).max(1_000).optional(),
       maxTasks: positiveInt(1_000).default(4),
       /** Realtime target: requests per task per minute. */
@@ -155,14 +155,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       vpcCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-4])$/, 'expected an IPv4 CIDR from /16 to /24').default('10.0.0.0/16'),
       maxAzs: z.number().int().min(2).max(6).default(2),
-      /** NAT gateways for egress; agent tasks need it only to fetch identity provider keys. */
+      /** NAT gateways for egress, which agent tasks need only to fetch identity provider keys. */
       natGateways: z.number().int().min(0).max(6).default(0),
       flowLogRetentionDays: positiveInt(3_653).default(365),
     })
     .prefault({}),
   endpoint: z
     .strictObject({
-      /** ACM certificate ARN for the HTTPS listener; without it the listener is HTTP. */
+      /** ACM certificate ARN for the HTTPS listener. Without it the listener is HTTP. */
       certificateArn: z.string().regex(/^arn:aws[a-z-]*:acm:/, 'expected an ACM certificate ARN').optional(),
       auth: authSchema,
       idleTimeoutSeconds: z.number().int().min(1).max(4_000).optional(),
@@ -173,7 +173,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       memoryMiB: z.number().int().min(128).max(10_240).default(1_024),
       timeoutSeconds: positiveInt(900).default(120),
-      /** Place the gateway in the VPC; it then needs NAT egress to reach Bedrock in other regions. */
+      /** Place the gateway in the VPC, where it needs NAT egress to reach Bedrock in other regions. */
       inVpc: z.boolean().default(false),
     })
     .prefault({}),

@@ -18,7 +18,7 @@ export interface ConfigIssue {
   readonly value?: unknown;
 }
 
-/** Raised when a config fails validation; lists every problem at once. */
+/** Raised when a config fails validation. It lists every problem at once. */
 export class ConfigError extends Error {
   public override readonly name = 'ConfigError';
 
@@ -36,8 +36,8 @@ export class ConfigError extends Error {
 function formatValue(value: unknown): string {
   if (value === undefined) return '';
   const text = JSON.stringify(value);
-  const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
-  return ` (got ${shown})`;
+  const truncated = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return ` (got ${truncated})`;
 }
 
 function jsonPath(segments: ReadonlyArray<PropertyKey>): string {
