@@ -54,14 +54,13 @@ export class AgentMemory extends Construct {
     });
   }
 
-  /** Actions an agent worker needs on its memory. */
-  public static readonly WORKER_ACTIONS = [
-    'dynamodb:GetItem',
-    'dynamodb:Query',
-    'dynamodb:PutItem',
-    'dynamodb:BatchWriteItem',
-    'dynamodb:DeleteItem',
-  ];
+  /**
+   * Actions an agent worker needs on its memory: it reads a session with
+   * Query and appends turns with conditional puts inside TransactWriteItems,
+   * which IAM authorizes as PutItem.
+   * Source: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
+   */
+  public static readonly WORKER_ACTIONS = ['dynamodb:Query', 'dynamodb:PutItem'];
 
   /**
    * Grants the reads and writes an agent worker makes
