@@ -38,9 +38,51 @@ export interface GatewayAgentConfig {
   readonly maxTokensPerCall: number;
 }
 
+/**
+ * Timeouts and retries of the gateway's Bedrock clients. Each bounds one
+ * attempt on one target, so that a slow or failing target hands over to
+ * the next one instead of holding the request.
+ */
+export interface GatewayClientSettings {
+  /** Time to open a TCP and TLS connection. */
+  readonly connectTimeoutMs: number;
+  /** Time from sending a request to the first byte of the response. */
+  readonly firstByteTimeoutMs: number;
+  /** Time one buffered attempt may take in total. */
+  readonly attemptTimeoutMs: number;
+  /** Attempts the SDK makes on one target before the gateway fails over. */
+  readonly sdkMaxAttempts: number;
+  /** Time one gateway request may take across every target. */
+  readonly requestDeadlineMs: number;
+}
+
+/** Circuit breaker per target, shared by all gateway instances. */
+export interface GatewayBreakerSettings {
+  /** Consecutive failures that open a target's breaker. */
+  readonly failureThreshold: number;
+  /** Time an open breaker skips its target before one probe may try it. */
+  readonly cooldownSeconds: number;
+  /** Time an instance trusts breaker state it read from the state table. */
+  readonly cacheTtlMs: number;
+}
+
+/** A Bedrock guardrail the gateway applies to user input and model output. */
+export interface GatewayGuardrail {
+  readonly id: string;
+  readonly version: string;
+}
+
 /** Configuration of the gateway function, passed as JSON in its environment. */
 export interface GatewayRuntimeConfig {
   readonly agents: Record<string, GatewayAgentConfig>;
+  /** Defaults apply to every field left out. */
+  readonly client?: Partial<GatewayClientSettings>;
+  /** Defaults apply to every field left out. */
+  readonly breaker?: Partial<GatewayBreakerSettings>;
+  /** Name of the DynamoDB table with breaker state; without it each instance keeps its own. */
+  readonly stateTable?: string;
+  /** Guardrail applied to every call; without it no guardrail is applied. */
+  readonly guardrail?: GatewayGuardrail;
 }
 
 /** A tool as the worker sees it. */
