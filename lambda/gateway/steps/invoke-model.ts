@@ -3,7 +3,7 @@ import {
   type ConverseCommandInput,
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
-import type { ContentBlock, ConverseMessage, ModelTarget } from '../../shared/contracts';
+import type { ContentBlock, ConverseMessage, ModelTarget, Usage } from '../../shared/contracts';
 import {
   AgentStackError,
   InvalidRequestError,
@@ -107,6 +107,24 @@ export function toGatewayError(
   });
 }
 
+/** Returns `count` when it is a non-negative integer, else 0. */
+function tokenCount(count: number | undefined): number {
+  return Number.isInteger(count) && count! > 0 ? count! : 0;
+}
+
+/**
+ * Returns the usage of a Converse response as counts the worker's token cap
+ * and the budget can add up. A missing or negative count becomes 0, and the
+ * total is never below input plus output, because a smaller total would
+ * let a task run past its token cap.
+ */
+export function normalizeUsage(usage: ConverseCommandOutput['usage']): Usage {
+  const inputTokens = tokenCount(usage?.inputTokens);
+  const outputTokens = tokenCount(usage?.outputTokens);
+  const totalTokens = Math.max(tokenCount(usage?.totalTokens), inputTokens + outputTokens);
+  return { inputTokens, outputTokens, totalTokens };
+}
+
 /** Raises the error for a response without an output message, which Bedrock should never send. */
 function requireOutputMessage(
   output: ConverseCommandOutput,
@@ -171,11 +189,7 @@ export const invokeModelStep: GatewayStep = {
     context.result = {
       output: requireOutputMessage(output, target, context.requestId),
       stopReason: output.stopReason ?? 'unknown',
-      usage: {
-        inputTokens: output.usage?.inputTokens ?? 0,
-        outputTokens: output.usage?.outputTokens ?? 0,
-        totalTokens: output.usage?.totalTokens ?? 0,
-      },
+      usage: normalizeUsage(output.usage),
       target,
       latencyMs: Math.round(now() - startedAt),
     };
