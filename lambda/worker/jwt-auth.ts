@@ -26,6 +26,21 @@ const JWT_ALGORITHMS = [
 /** Milliseconds jose waits for the key set before the request fails with 503. */
 const JWKS_TIMEOUT_MS = 5_000;
 
+/**
+ * Checks whether `error` means the key set could not be fetched or read, as
+ * opposed to a bad token. jose 6.2 raises the plain JOSEError only when the
+ * key set endpoint responds with a status other than 200 or with text that
+ * is not JSON, and raises JWKSInvalid when that JSON is not a key set.
+ */
+function keySetUnavailable(error: unknown): boolean {
+  if (!(error instanceof joseErrors.JOSEError)) return true;
+  return (
+    error instanceof joseErrors.JWKSTimeout ||
+    error instanceof joseErrors.JWKSInvalid ||
+    error.code === joseErrors.JOSEError.code
+  );
+}
+
 /** Verifies `Authorization: Bearer` JWTs against the identity provider's key set. */
 export class JwtAuthenticator implements Authenticator {
   private readonly keySet;
@@ -50,7 +65,7 @@ export class JwtAuthenticator implements Authenticator {
         requiredClaims: ['exp'],
       }));
     } catch (error) {
-      if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
+      if (keySetUnavailable(error)) {
         log.error('fetching the JSON Web Key Set failed', { jwksUri: this.config.jwksUri }, error);
         throw new ServiceUnavailableError(
           "The identity provider's signing keys could not be fetched; try again later.",
