@@ -24,11 +24,18 @@ export const ALB_OIDC_HEADER = 'x-amzn-oidc-data';
 const KID_PATTERN = /^[A-Za-z0-9-]{1,128}$/;
 const PART_PATTERN = /^[A-Za-z0-9_-]+={0,2}$/;
 const KEY_FETCH_TIMEOUT_MS = 5_000;
-/**
- * Cached key lookups, unknown ids included, so that tokens with made-up ids
- * cannot make the worker fetch a key for every request or grow the cache.
- */
+/** Public keys kept, by kid. Misses never take their place. */
 const MAX_CACHED_KEYS = 100;
+/** Key ids the endpoint did not know, kept so that a repeated made-up id costs no fetch. */
+const MAX_CACHED_MISSES = 1_000;
+/**
+ * Fetches of key ids not cached yet, per window. Past it, tokens with new ids
+ * get 503 without a fetch, so a flood of made-up ids costs at most this many
+ * fetches per window. The load balancer rotates its key rarely, so a real
+ * new id fits within the limit unless such a flood is running.
+ */
+const MAX_KEY_FETCHES_PER_WINDOW = 10;
+const KEY_FETCH_WINDOW_MS = 60_000;
 
 function decodePart(part: string): Record<string, unknown> | undefined {
   try {
@@ -45,10 +52,15 @@ function decodePart(part: string): Record<string, unknown> | undefined {
 export class AlbOidcAuthenticator implements Authenticator {
   private readonly keysUrl: string;
   /**
-   * Public keys by `kid`, or undefined for an id the endpoint does not know.
-   * The load balancer rotates keys by issuing new ids.
+   * Public keys by `kid`, found or still being fetched. The load balancer
+   * rotates keys by issuing new ids.
    */
   private readonly keys = new Map<string, Promise<KeyObject | undefined>>();
+  /** Key ids for which the endpoint returned 4xx, oldest first. */
+  private readonly misses = new Set<string>();
+  private fetchWindowStartMs = 0;
+  private fetchesInWindow = 0;
+  private fetchLimitLogged = false;
 
   constructor(
     private readonly config: Extract<WorkerAuthConfig, { type: 'alb-oidc' }>,
@@ -78,6 +90,12 @@ export class AlbOidcAuthenticator implements Authenticator {
       reject(requestId, log, 'missing or malformed kid');
     }
 
+    // Checked before the key fetch, so that tokens naming another load balancer
+    // cost no fetch. The signature check below covers the header.
+    if (this.config.loadBalancerArn && header.signer !== this.config.loadBalancerArn) {
+      reject(requestId, log, 'token signed by another load balancer');
+    }
+
     const key = await this.publicKey(header.kid, requestId, log);
     if (!key) reject(requestId, log, `no public key with kid ${header.kid}`);
     const signature = Buffer.from(parts[2].replace(/=+$/, ''), 'base64url');
@@ -89,9 +107,6 @@ export class AlbOidcAuthenticator implements Authenticator {
     );
     if (!signed) reject(requestId, log, 'invalid signature');
 
-    if (this.config.loadBalancerArn && header.signer !== this.config.loadBalancerArn) {
-      reject(requestId, log, 'token signed by another load balancer');
-    }
     // The load balancer puts `exp` in the header; a payload `exp` is checked too.
     const now = Math.floor(Date.now() / 1000);
     const expiries = [header.exp, claims.exp].filter((exp) => exp !== undefined);
@@ -102,20 +117,64 @@ export class AlbOidcAuthenticator implements Authenticator {
   }
 
   private publicKey(kid: string, requestId: string, log: Logger): Promise<KeyObject | undefined> {
+    if (this.misses.has(kid)) return Promise.resolve(undefined);
     let key = this.keys.get(kid);
     if (!key) {
+      this.countFetch(requestId, log);
       if (this.keys.size >= MAX_CACHED_KEYS) {
         this.keys.delete(this.keys.keys().next().value!);
       }
       key = this.fetchKey(kid, requestId, log);
       this.keys.set(kid, key);
-      // A fetch that failed on the network is forgotten, so the next request tries again.
-      key.catch(() => this.keys.delete(kid));
+      key.then(
+        (found) => {
+          if (found) return;
+          this.keys.delete(kid);
+          this.rememberMiss(kid);
+        },
+        // A failed fetch is forgotten, so the next request tries again.
+        () => this.keys.delete(kid),
+      );
     }
     return key;
   }
 
-  /** Fetches a key; returns undefined for an unknown id and throws 503 on a network failure. */
+  private rememberMiss(kid: string): void {
+    if (this.misses.size >= MAX_CACHED_MISSES) {
+      this.misses.delete(this.misses.values().next().value!);
+    }
+    this.misses.add(kid);
+  }
+
+  /** Counts one fetch against the window, or raises 503 when the window is used up. */
+  private countFetch(requestId: string, log: Logger): void {
+    const now = Date.now();
+    if (now - this.fetchWindowStartMs >= KEY_FETCH_WINDOW_MS) {
+      this.fetchWindowStartMs = now;
+      this.fetchesInWindow = 0;
+      this.fetchLimitLogged = false;
+    }
+    if (this.fetchesInWindow >= MAX_KEY_FETCHES_PER_WINDOW) {
+      // Logged once per window, because a flood would repeat it for every request.
+      if (!this.fetchLimitLogged) {
+        log.warn('load balancer key fetch limit reached; rejecting tokens with new kids', {
+          limit: MAX_KEY_FETCHES_PER_WINDOW,
+          windowMs: KEY_FETCH_WINDOW_MS,
+        });
+        this.fetchLimitLogged = true;
+      }
+      throw new ServiceUnavailableError(
+        "The load balancer's public key could not be fetched; try again later.",
+        requestId,
+      );
+    }
+    this.fetchesInWindow += 1;
+  }
+
+  /**
+   * Fetches a key. Returns undefined for an unknown id, for which the endpoint
+   * returns 4xx, and raises 503 on a network failure or any other status.
+   */
   private async fetchKey(
     kid: string,
     requestId: string,
@@ -131,6 +190,14 @@ export class AlbOidcAuthenticator implements Authenticator {
         "The load balancer's public key could not be fetched; try again later.",
         requestId,
         { cause: error },
+      );
+    }
+    if (!response.ok && (response.status < 400 || response.status >= 500)) {
+      await response.body?.cancel();
+      log.error('fetching the load balancer public key failed', { url, status: response.status });
+      throw new ServiceUnavailableError(
+        "The load balancer's public key could not be fetched; try again later.",
+        requestId,
       );
     }
     if (!response.ok) {
