@@ -176,14 +176,16 @@ export async function runAgentTask(
       usage: response.usage,
     });
 
-    if (response.stopReason !== 'tool_use') {
+    const uses = toolUses(response.output);
+    // A tool_use turn without toolUse blocks ends the task too, because the
+    // next request would carry a user turn with no content, which Converse rejects.
+    if (response.stopReason !== 'tool_use' || uses.length === 0) {
       stopReason = response.stopReason;
     } else if (usage.totalTokens >= limits.maxTokensPerTask) {
       stopReason = 'max_tokens_per_task';
     } else if (iterations >= limits.maxIterations) {
       stopReason = 'max_iterations';
     } else {
-      const uses = toolUses(response.output);
       if (uses.some((use) => countCall(callCounts, use) >= REPEATED_CALL_LIMIT)) {
         stopReason = 'repeated_tool_call';
         break;
