@@ -9,6 +9,13 @@
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  createRenderTools,
+  renderConverseStream,
+  type RenderTools,
+  type StreamRecord,
+  type StreamResponse,
+} from './bedrock-stream';
 
 /** Token counts reported with a response. `totalTokens` defaults to their sum. */
 export interface ScriptedUsage {
@@ -57,8 +64,12 @@ export interface ErrorResponse extends ScriptedBase {
   readonly message?: string;
 }
 
-/** One scripted response. Each request consumes the next one in order. */
-export type ScriptedResponse = TextResponse | ToolUseResponse | ErrorResponse;
+/**
+ * One scripted response. Each request consumes the next one in order. On
+ * converse-stream, text and tool-use responses are sent as event-stream
+ * frames, one text delta per word, and errors as an HTTP error status.
+ */
+export type ScriptedResponse = TextResponse | ToolUseResponse | ErrorResponse | StreamResponse;
 
 /** Operation named by the request path `/model/{modelId}/{operation}`. */
 export type BedrockOperation = 'converse' | 'converse-stream';
@@ -84,6 +95,8 @@ export interface BedrockServer {
   readonly endpoint: string;
   /** Requests received so far, oldest first. */
   readonly requests: readonly RecordedRequest[];
+  /** ConverseStream responses started so far, oldest first. */
+  readonly streams: readonly StreamRecord[];
   /** Appends responses to the script, one per expected request, retries included. */
   script(...responses: ScriptedResponse[]): void;
   /** Returns the number of scripted responses not consumed yet. */
@@ -161,6 +174,11 @@ function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
     sendError(res, response.status, response.errorType, message);
     return;
   }
+  if (response.type === 'stream') {
+    const message = 'A stream response was scripted, but the request is a Converse call.';
+    sendError(res, 500, 'LoopbackScriptMismatchException', message);
+    return;
+  }
   const content: object[] = [];
   if (response.text !== undefined) {
     content.push({ text: response.text });
@@ -177,10 +195,18 @@ function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
   });
 }
 
-// NOTE: converse-stream has no renderer yet, so its requests get a 500. Its
-// renderer will write AWS event-stream frames encoded with @smithy/eventstream-codec.
-const RENDERERS: Partial<Record<BedrockOperation, typeof renderConverse>> = {
+/** Writes a scripted response as ConverseStream frames, or an error status for errors. */
+function renderStream(response: ScriptedResponse, res: ServerResponse, tools: RenderTools): void {
+  if (!renderConverseStream(response, res, tools)) {
+    renderConverse(response, res);
+  }
+}
+
+type Renderer = (response: ScriptedResponse, res: ServerResponse, tools: RenderTools) => void;
+
+const RENDERERS: Partial<Record<BedrockOperation, Renderer>> = {
   converse: renderConverse,
+  'converse-stream': renderStream,
 };
 
 function parseJson(text: string): unknown {
@@ -209,6 +235,7 @@ function recordRequest(method: string, path: string, headers: IncomingHttpHeader
 export async function startBedrockServer(): Promise<BedrockServer> {
   const script: ScriptedResponse[] = [];
   const requests: RecordedRequest[] = [];
+  const streams: StreamRecord[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
   const server = http.createServer((req, res) => {
@@ -235,9 +262,10 @@ export async function startBedrockServer(): Promise<BedrockServer> {
         sendError(res, 500, SCRIPT_EMPTY_ERROR_TYPE, message);
         return;
       }
+      const tools = createRenderTools(requests.length - 1, timers, streams);
       const timer = setTimeout(() => {
         timers.delete(timer);
-        render(response, res);
+        render(response, res, tools);
       }, response.delayMs ?? 0);
       timers.add(timer);
     });
@@ -252,6 +280,7 @@ export async function startBedrockServer(): Promise<BedrockServer> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
+    streams,
     script: (...responses) => {
       script.push(...responses);
     },
@@ -259,6 +288,7 @@ export async function startBedrockServer(): Promise<BedrockServer> {
     reset: () => {
       script.length = 0;
       requests.length = 0;
+      streams.length = 0;
     },
     close: async () => {
       for (const timer of timers) {
