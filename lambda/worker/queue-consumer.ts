@@ -77,6 +77,10 @@ export function parseTaskMessage(body: string | undefined, maxBytes: number): Ta
 
 /** Receives and processes task messages until {@link QueueConsumer.stop} is called. */
 export class QueueConsumer {
+  /**
+   * Tasks running, by request id rather than message id, because SQS can
+   * hand out a message again while its first task still runs.
+   */
   private readonly inFlight = new Map<string, AbortController>();
   private readonly work = new Set<Promise<void>>();
   private readonly stopReceiving = new AbortController();
@@ -155,7 +159,7 @@ export class QueueConsumer {
       receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
     });
     const cancel = new AbortController();
-    this.inFlight.set(messageId, cancel);
+    this.inFlight.set(requestId, cancel);
     if (this.stopping) cancel.abort();
     await protection.enable();
     const heartbeat = setInterval(
@@ -204,7 +208,7 @@ export class QueueConsumer {
       await this.returnToQueue(receipt, log);
     } finally {
       clearInterval(heartbeat);
-      this.inFlight.delete(messageId);
+      this.inFlight.delete(requestId);
       if (this.inFlight.size === 0) await protection.disable();
       this.slotFreed?.();
       this.slotFreed = undefined;
