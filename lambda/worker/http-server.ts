@@ -95,7 +95,21 @@ function readBody(req: IncomingMessage, maxBytes: number, requestId: string): Pr
     };
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      // Node reports a caller that disconnected mid-body as ECONNRESET, which
+      // is the caller's choice rather than a server failure.
+      if (error.code !== 'ECONNRESET') {
+        reject(error);
+        return;
+      }
+      reject(
+        new TaskAbortedError(
+          `Request ${requestId} was cancelled because the caller disconnected during the body.`,
+          requestId,
+          { cause: error },
+        ),
+      );
+    });
   });
 }
 
@@ -198,7 +212,8 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
         log.info('request finished', {
           method: req.method,
           path: req.url,
-          status: res.statusCode,
+          // Undefined when the caller left before any response was sent.
+          status: res.headersSent ? res.statusCode : undefined,
           errorName,
           durationMs: Date.now() - started,
         });
