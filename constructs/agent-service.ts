@@ -303,7 +303,7 @@ export class AgentService extends Construct {
     };
     const environment: Record<string, string> = {
       [WORKER_ENV.config]: Stack.of(this).toJsonString(runtimeConfig),
-      [WORKER_ENV.gatewayFunction]: props.gateway.function.functionName,
+      [WORKER_ENV.gatewayFunction]: props.gateway.invokeTarget.functionName,
       [WORKER_ENV.memoryTable]: props.memory.table.tableName,
       AGENT_SERVICE_NAME: `agent-${props.agentName}`,
       AWS_REGION: Stack.of(this).region,

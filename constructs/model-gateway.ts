@@ -1,126 +1,88 @@
-import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Aws, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { GATEWAY_ENV, GatewayRuntimeConfig, ModelTarget } from '../lambda/shared/contracts';
 import { bundledAssetPath, latestNodeRuntime } from './assets';
+import { GatewayGuardrail } from './gateway-guardrail';
+import { ExistingGuardrail, GatewayGuardrailSettings, GUARDRAIL_ID, GUARDRAIL_VERSION } from './gateway-guardrail-settings';
+import {
+  BREAKER_SETTING_RANGES,
+  breakerSettingsIssues,
+  CLIENT_SETTING_RANGES,
+  clientSettingsIssues,
+  formatSettingsPath,
+  rangeIssues,
+  resolveBreakerSettings,
+  resolveClientSettings,
+  SettingsIssue,
+} from './gateway-settings';
+import { applyGuardrailStatement, bedrockTargetPolicy } from './model-gateway-iam';
+import { ModelGatewayProps } from './model-gateway-props';
 
-/** One agent the gateway serves. */
-export interface ModelGatewayAgent {
-  /** Agent name, as the worker sends it. */
-  readonly name: string;
-  /** Ordered Bedrock targets; the first is the primary. */
-  readonly route: ModelTarget[];
-  /** Largest `maxTokens` one call may request. */
-  readonly maxTokensPerCall: number;
-}
-
-export interface ModelGatewayProps {
-  /** Agents the gateway serves, with their routes. */
-  readonly agents: ModelGatewayAgent[];
-
-  /**
-   * Key that encrypts the function's environment and log group.
-   *
-   * @default - AWS managed keys
-   */
-  readonly encryptionKey?: kms.IKey;
-
-  /**
-   * Memory of the gateway function.
-   *
-   * @default 1024
-   */
-  readonly memorySize?: number;
-
-  /**
-   * Timeout of one gateway invocation.
-   *
-   * @default Duration.minutes(2)
-   */
-  readonly timeout?: Duration;
-
-  /**
-   * Retention of the gateway's logs.
-   *
-   * @default logs.RetentionDays.THREE_MONTHS
-   */
-  readonly logRetention?: logs.RetentionDays;
-
-  /**
-   * Place the gateway in this VPC. Its subnets then need NAT egress, since
-   * interface endpoints serve only their own region and the gateway calls
-   * Bedrock in several.
-   *
-   * @default - outside any VPC
-   */
-  readonly vpc?: ec2.IVpc;
-
-  /**
-   * Subnets for the gateway when `vpc` is set.
-   *
-   * @default - the VPC's private subnets with egress
-   */
-  readonly vpcSubnets?: ec2.SubnetSelection;
-}
-
-/** Geography prefixes of Bedrock cross-region inference profile ids. */
-const PROFILE_PREFIXES = ['us', 'us-gov', 'eu', 'apac', 'ca', 'jp', 'au', 'global'];
+export { parseModelId } from './model-gateway-iam';
+export * from './model-gateway-props';
 
 // Lambda caps the environment of one function at 4 KB in total.
 // Source: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 const MAX_ENVIRONMENT_BYTES = 4_096;
+// Bytes kept free for the other variables the function and its runtime set.
+const ENVIRONMENT_RESERVE_BYTES = 512;
+// Maximum lengths of the deploy-time values in the environment: a DynamoDB
+// table name, a guardrail id and a guardrail version number.
+const MAX_TABLE_NAME_CHARS = 255;
+const MAX_GUARDRAIL_ID_CHARS = 64;
+const MAX_GUARDRAIL_VERSION_CHARS = 8;
 
-/** Splits an inference profile id into its prefix and the model id it serves. */
-export function parseModelId(modelId: string): { profilePrefix?: string; foundationModelId: string } {
-  const dot = modelId.indexOf('.');
-  const prefix = dot > 0 ? modelId.slice(0, dot) : '';
-  if (PROFILE_PREFIXES.includes(prefix)) {
-    return { profilePrefix: prefix, foundationModelId: modelId.slice(dot + 1) };
-  }
-  return { foundationModelId: modelId };
-}
+/** Name of the alias that carries provisioned concurrency. */
+const ALIAS_NAME = 'live';
 
 /**
  * The only principal allowed to call Bedrock: a Lambda function through
- * which every model call passes. It runs outside the VPC by default.
+ * which every model call passes. It runs outside the VPC by default, keeps
+ * circuit-breaker state in a DynamoDB table shared by all its instances,
+ * and applies a Bedrock guardrail to every call.
  */
 export class ModelGateway extends Construct {
+  /** Partition key of the state table: one item per breaker. */
+  public static readonly STATE_PARTITION_KEY = 'pk';
+  /** TTL attribute of the state table, in epoch seconds. */
+  public static readonly STATE_TTL_ATTRIBUTE = 'expiresAt';
+  /** Actions the gateway calls on its state table. */
+  public static readonly STATE_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
+
   public readonly function: lambda.Function;
   public readonly role: iam.Role;
   public readonly logGroup: logs.LogGroup;
+  /** Circuit-breaker state shared by all gateway instances. */
+  public readonly stateTable: dynamodb.Table;
+  /** The guardrail the gateway created; undefined for an existing guardrail. */
+  public readonly guardrail?: GatewayGuardrail;
+  /** Id of the guardrail the gateway applies. */
+  public readonly guardrailId: string;
+  /** Version of the guardrail the gateway applies. */
+  public readonly guardrailVersion: string;
+  /** ARN of the guardrail the gateway applies. */
+  public readonly guardrailArn: string;
+  /** The alias with provisioned concurrency; undefined when provisionedConcurrency is 0. */
+  public readonly alias?: lambda.Alias;
+  /** The function or alias that callers invoke: the alias when there is one. */
+  public readonly invokeTarget: lambda.IFunction;
 
   constructor(scope: Construct, id: string, props: ModelGatewayProps) {
     super(scope, id);
 
+    // Resolve defaults.
+    const timeout = props.timeout ?? Duration.minutes(2);
+    const client = resolveClientSettings(timeout.toMilliseconds(), props.client);
+    const breaker = resolveBreakerSettings(props.breaker);
+    const provisionedConcurrency = props.provisionedConcurrency ?? 0;
+
     // Validate.
-    if (props.agents.length === 0) {
-      throw new Error('ModelGateway: agents is empty; give at least one agent with a route.');
-    }
-    for (const agent of props.agents) {
-      if (agent.route.length === 0) {
-        throw new Error(`ModelGateway: agent ${agent.name} has an empty route; give at least one { region, modelId } target.`);
-      }
-    }
-    if (props.vpcSubnets && !props.vpc) {
-      throw new Error('ModelGateway: vpcSubnets needs vpc; set vpc or remove vpcSubnets.');
-    }
-    const runtimeConfig: GatewayRuntimeConfig = {
-      agents: Object.fromEntries(
-        props.agents.map((a) => [a.name, { route: a.route, maxTokensPerCall: a.maxTokensPerCall }]),
-      ),
-    };
-    const configJson = JSON.stringify(runtimeConfig);
-    const environmentBytes = Buffer.byteLength(GATEWAY_ENV.config) + Buffer.byteLength(configJson);
-    if (environmentBytes > MAX_ENVIRONMENT_BYTES - 512) {
-      throw new Error(
-        `ModelGateway: the route configuration takes ${environmentBytes} bytes of the function environment, ` +
-          `above the ${MAX_ENVIRONMENT_BYTES - 512} this construct allows within Lambda's 4 KB limit; share routes between agents or shorten them.`,
-      );
-    }
+    validateProps(props, client, breaker, timeout, provisionedConcurrency);
 
     // Create the log group and a role that can write only to it.
     this.logGroup = new logs.LogGroup(this, 'Logs', {
@@ -134,8 +96,50 @@ export class ModelGateway extends Construct {
     });
     this.logGroup.grantWrite(this.role);
 
-    // Grant Bedrock on exactly the configured targets.
-    this.grantBedrockTargets(props.agents.flatMap((a) => a.route));
+    // Create the state table for circuit breakers.
+    this.stateTable = new dynamodb.Table(this, 'StateTable', {
+      partitionKey: { name: ModelGateway.STATE_PARTITION_KEY, type: dynamodb.AttributeType.STRING },
+      timeToLiveAttribute: ModelGateway.STATE_TTL_ATTRIBUTE,
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: props.encryptionKey ? dynamodb.TableEncryption.CUSTOMER_MANAGED : dynamodb.TableEncryption.AWS_MANAGED,
+      encryptionKey: props.encryptionKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // Create the guardrail, or adopt an existing one.
+    const guardrailProp = props.guardrail;
+    if (guardrailProp !== undefined && isExistingGuardrail(guardrailProp)) {
+      this.guardrailId = guardrailProp.guardrailId;
+      this.guardrailVersion = guardrailProp.guardrailVersion;
+      this.guardrailArn = Stack.of(this).formatArn({ service: 'bedrock', resource: 'guardrail', resourceName: guardrailProp.guardrailId });
+      if (guardrailProp.guardrailVersion === 'DRAFT') {
+        Annotations.of(this).addWarningV2(
+          'cdk-agent-stack:guardrailDraft',
+          `The gateway applies the DRAFT of guardrail ${guardrailProp.guardrailId}, which changes with every edit; publish a version and name it instead.`,
+        );
+      }
+    } else {
+      this.guardrail = new GatewayGuardrail(this, 'Guardrail', { settings: guardrailProp, encryptionKey: props.encryptionKey });
+      this.guardrailId = this.guardrail.guardrailId;
+      this.guardrailVersion = this.guardrail.guardrailVersion;
+      this.guardrailArn = this.guardrail.guardrailArn;
+    }
+
+    // Grant Bedrock on exactly the configured targets and the guardrail.
+    this.grantBedrock(props.agents.flatMap((a) => a.route));
+    this.grantStateAccess(this.role);
+    if (this.guardrail) props.encryptionKey?.grantDecrypt(this.role);
+
+    // Write the runtime configuration, which must fit Lambda's 4 KB environment.
+    const runtimeConfig: GatewayRuntimeConfig = {
+      agents: Object.fromEntries(props.agents.map((a) => [a.name, { route: a.route, maxTokensPerCall: a.maxTokensPerCall }])),
+      client,
+      breaker,
+      stateTable: this.stateTable.tableName,
+      guardrail: { id: this.guardrailId, version: this.guardrailVersion },
+    };
+    checkEnvironmentSize(runtimeConfig);
 
     // Create the function from the pre-bundled handler.
     this.function = new lambda.Function(this, 'Function', {
@@ -145,10 +149,10 @@ export class ModelGateway extends Construct {
       handler: 'index.handler',
       role: this.role,
       memorySize: props.memorySize ?? 1_024,
-      timeout: props.timeout ?? Duration.minutes(2),
+      timeout,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      environment: { [GATEWAY_ENV.config]: configJson, NODE_OPTIONS: '--enable-source-maps' },
+      environment: { [GATEWAY_ENV.config]: Stack.of(this).toJsonString(runtimeConfig), NODE_OPTIONS: '--enable-source-maps' },
       environmentEncryption: props.encryptionKey,
       vpc: props.vpc,
       vpcSubnets: props.vpc ? (props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }) : undefined,
@@ -160,52 +164,128 @@ export class ModelGateway extends Construct {
         reason: 'A function in a VPC needs the network interface actions of this AWS managed policy, and they cannot be scoped to resources.',
       });
     }
+
+    // Keep instances initialized behind an alias when asked to.
+    if (provisionedConcurrency > 0) {
+      this.alias = new lambda.Alias(this, 'Alias', {
+        aliasName: ALIAS_NAME,
+        version: this.function.currentVersion,
+        provisionedConcurrentExecutions: provisionedConcurrency,
+      });
+    }
+    this.invokeTarget = this.alias ?? this.function;
   }
 
   /**
-   * Grants `lambda:InvokeFunction` on the gateway function, the only model
-   * access agent tasks get.
+   * Grants `lambda:InvokeFunction` on what callers invoke (the alias when
+   * there is one, and otherwise the function), the only model access agent
+   * tasks get.
    */
   grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    // Only the unqualified ARN: the CDK's own grant adds `<arn>:*`, every
-    // version and alias, which the worker never calls.
+    // Only this ARN: the CDK's own grant adds `<arn>:*`, every version and
+    // alias, which the worker never calls.
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['lambda:InvokeFunction'],
-      resourceArns: [this.function.functionArn],
+      resourceArns: [this.invokeTarget.functionArn],
     });
   }
 
-  private grantBedrockTargets(targets: ModelTarget[]): void {
-    const partition = Aws.PARTITION;
-    const account = Stack.of(this).account;
-    const resources = new Set<string>();
-    const wildcardModels = new Set<string>();
-    for (const target of targets) {
-      const { profilePrefix, foundationModelId } = parseModelId(target.modelId);
-      if (profilePrefix) {
-        resources.add(`arn:${partition}:bedrock:${target.region}:${account}:inference-profile/${target.modelId}`);
-        // A cross-region profile routes to destination regions AWS chooses
-        // and may change, so the model is granted in every region.
-        // Source: https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html
-        resources.add(`arn:${partition}:bedrock:*::foundation-model/${foundationModelId}`);
-        wildcardModels.add(foundationModelId);
-      } else {
-        resources.add(`arn:${partition}:bedrock:${target.region}::foundation-model/${foundationModelId}`);
-      }
-    }
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'InvokeConfiguredModels',
-        actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
-        resources: [...resources].sort(),
-      }),
-    );
-    for (const model of [...wildcardModels].sort()) {
+  /**
+   * Grants the state-table actions the gateway calls
+   * ({@link ModelGateway.STATE_TABLE_ACTIONS}), and `kms:Decrypt`,
+   * `kms:Encrypt` and `kms:GenerateDataKey` on the table's customer key when
+   * it has one.
+   */
+  grantStateAccess(grantee: iam.IGrantable): iam.Grant {
+    this.stateTable.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    return this.stateTable.grant(grantee, ...ModelGateway.STATE_TABLE_ACTIONS);
+  }
+
+  private grantBedrock(targets: ModelTarget[]): void {
+    const policy = bedrockTargetPolicy(targets, Aws.PARTITION, Stack.of(this).account);
+    for (const statement of policy.statements) this.role.addToPrincipalPolicy(statement);
+    this.role.addToPrincipalPolicy(applyGuardrailStatement(this.guardrailArn));
+    for (const model of policy.modelsInEveryRegion) {
       Validations.of(this.role).acknowledge({
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${model}]`,
-        reason: `The route uses a cross-region inference profile for ${model}, which Bedrock serves from destination regions it chooses; the grant names the one model in every region.`,
+        reason: `A cross-region inference profile serves ${model} from destination regions Bedrock chooses; the grant names the one model and requires a call through the configured profile.`,
       });
     }
+  }
+}
+
+function isExistingGuardrail(guardrail: GatewayGuardrailSettings | ExistingGuardrail): guardrail is ExistingGuardrail {
+  return 'guardrailId' in guardrail || 'guardrailVersion' in guardrail;
+}
+
+/** Raises one error that lists every invalid prop. */
+function validateProps(
+  props: ModelGatewayProps,
+  client: ReturnType<typeof resolveClientSettings>,
+  breaker: ReturnType<typeof resolveBreakerSettings>,
+  timeout: Duration,
+  provisionedConcurrency: number,
+): void {
+  if (props.agents.length === 0) {
+    throw new Error('ModelGateway: agents is empty; give at least one agent with a route.');
+  }
+  for (const agent of props.agents) {
+    if (agent.route.length === 0) {
+      throw new Error(`ModelGateway: agent ${agent.name} has an empty route; give at least one { region, modelId } target.`);
+    }
+  }
+  if (props.vpcSubnets && !props.vpc) {
+    throw new Error('ModelGateway: vpcSubnets needs vpc; set vpc or remove vpcSubnets.');
+  }
+
+  const problems: string[] = [];
+  const describe = (prefix: string, issues: SettingsIssue[]) =>
+    issues.forEach((i) => problems.push(`${formatSettingsPath(prefix, i.path)} ${i.message}${i.value === undefined ? '' : ` (got ${JSON.stringify(i.value)})`}`));
+  const clientRanges = rangeIssues(client, CLIENT_SETTING_RANGES);
+  describe('client', clientRanges.length > 0 ? clientRanges : clientSettingsIssues(client, timeout.toMilliseconds(), 'timeout'));
+  const breakerRanges = rangeIssues(breaker, BREAKER_SETTING_RANGES);
+  describe('breaker', breakerRanges.length > 0 ? breakerRanges : breakerSettingsIssues(breaker));
+  if (!Number.isInteger(provisionedConcurrency) || provisionedConcurrency < 0) {
+    problems.push(`provisionedConcurrency must be a whole number of 0 or more (got ${provisionedConcurrency})`);
+  }
+  const guardrail = props.guardrail;
+  if (guardrail !== undefined && isExistingGuardrail(guardrail)) {
+    const settingKeys = Object.keys(guardrail).filter((key) => key !== 'guardrailId' && key !== 'guardrailVersion');
+    if (settingKeys.length > 0) {
+      problems.push(`guardrail names an existing guardrail, which cannot be combined with ${settingKeys.join(', ')}; give either guardrailId and guardrailVersion or guardrail settings`);
+    }
+    if (!Token.isUnresolved(guardrail.guardrailId) && !GUARDRAIL_ID.test(guardrail.guardrailId ?? '')) {
+      problems.push(`guardrail.guardrailId must be 1 to 64 lower-case letters and digits (got ${JSON.stringify(guardrail.guardrailId)})`);
+    }
+    if (!Token.isUnresolved(guardrail.guardrailVersion) && !GUARDRAIL_VERSION.test(guardrail.guardrailVersion ?? '')) {
+      problems.push(`guardrail.guardrailVersion must be a version number such as "1", or DRAFT (got ${JSON.stringify(guardrail.guardrailVersion)})`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`ModelGateway: ${problems.join('; ')}.`);
+}
+
+/**
+ * Raises an error when the runtime configuration could exceed the space
+ * this construct allows in the function environment. Deploy-time values
+ * are counted at their longest.
+ */
+function checkEnvironmentSize(runtimeConfig: GatewayRuntimeConfig): void {
+  const longest = (value: string, chars: number) => (Token.isUnresolved(value) ? 'x'.repeat(chars) : value);
+  const sized: GatewayRuntimeConfig = {
+    ...runtimeConfig,
+    stateTable: longest(runtimeConfig.stateTable ?? '', MAX_TABLE_NAME_CHARS),
+    guardrail: runtimeConfig.guardrail && {
+      id: longest(runtimeConfig.guardrail.id, MAX_GUARDRAIL_ID_CHARS),
+      version: longest(runtimeConfig.guardrail.version, MAX_GUARDRAIL_VERSION_CHARS),
+    },
+  };
+  const environmentBytes = Buffer.byteLength(GATEWAY_ENV.config) + Buffer.byteLength(JSON.stringify(sized));
+  const allowed = MAX_ENVIRONMENT_BYTES - ENVIRONMENT_RESERVE_BYTES;
+  if (environmentBytes > allowed) {
+    throw new Error(
+      `ModelGateway: the gateway configuration takes up to ${environmentBytes} bytes of the function environment, ` +
+        `above the ${allowed} this construct allows within Lambda's 4 KB limit; share routes between agents or shorten them.`,
+    );
   }
 }

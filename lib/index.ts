@@ -5,6 +5,8 @@ export * from '../constructs/agent-memory';
 export * from '../constructs/agent-network';
 export * from '../constructs/agent-service';
 export * from '../constructs/agent-tool';
+export * from '../constructs/gateway-guardrail';
+export * from '../constructs/gateway-guardrail-settings';
 export * from '../constructs/model-gateway';
 export type {
   GatewayRequest,

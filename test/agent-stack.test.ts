@@ -25,7 +25,7 @@ const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 
 type Json = any;
 type Resource = { Type: string; Properties: Json };
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: Json };
 
 /**
  * Writes CloudFormation intrinsics as text so that ARNs can be compared as
@@ -220,24 +220,48 @@ describe('agent stack from the example config', () => {
 
     test('bedrock scoped to configured targets', () => {
       // A cross-region inference profile is granted in its own region, and
-      // its model in every region Bedrock may route to.
-      const expected = new Set<string>();
+      // its model in every region Bedrock may route to, but only through
+      // the profiles that serve it.
+      const direct = new Set<string>();
+      const profilesByModel = new Map<string, Set<string>>();
       for (const target of Object.values(config.routes).flat()) {
         const profile = /^(us|us-gov|eu|apac|ca|jp|au|global)\.(.+)$/.exec(target.modelId);
         if (profile) {
-          expected.add(`arn:\${AWS::Partition}:bedrock:${target.region}:\${AWS::AccountId}:inference-profile/${target.modelId}`);
-          expected.add(`arn:\${AWS::Partition}:bedrock:*::foundation-model/${profile[2]}`);
+          const profileArn = `arn:\${AWS::Partition}:bedrock:${target.region}:\${AWS::AccountId}:inference-profile/${target.modelId}`;
+          const modelArn = `arn:\${AWS::Partition}:bedrock:*::foundation-model/${profile[2]}`;
+          direct.add(profileArn);
+          profilesByModel.set(modelArn, new Set([...(profilesByModel.get(modelArn) ?? []), profileArn]));
         } else {
-          expected.add(`arn:\${AWS::Partition}:bedrock:${target.region}::foundation-model/${target.modelId}`);
+          direct.add(`arn:\${AWS::Partition}:bedrock:${target.region}::foundation-model/${target.modelId}`);
         }
       }
-      const bedrock = synth.statementsOf(gatewayRoleId).filter((s) => asList(s.Action).some((a) => a.startsWith('bedrock:')));
-      const granted = bedrock.flatMap((s) => asList(s.Resource).map(flatten));
+      const invoke = synth.statementsOf(gatewayRoleId).filter((s) => asList(s.Action).includes('bedrock:InvokeModel'));
+      const unconditional = invoke.filter((s) => s.Condition === undefined);
+      const conditional = invoke.filter((s) => s.Condition !== undefined);
+      const throughProfiles = new Map(
+        conditional.flatMap((s) =>
+          asList(s.Resource).map((r) => [flatten(r), new Set(asList(s.Condition.StringEquals['bedrock:InferenceProfileArn']).map(flatten))] as const),
+        ),
+      );
 
-      const actions = bedrock.flatMap((s) => asList(s.Action)).sort();
+      for (const statement of invoke) {
+        expect(asList(statement.Action).sort()).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
+      }
+      expect(new Set(unconditional.flatMap((s) => asList(s.Resource).map(flatten)))).toEqual(direct);
+      expect(throughProfiles).toEqual(profilesByModel);
+    });
 
-      expect(actions).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
-      expect(new Set(granted)).toEqual(expected);
+    test('bedrock actions are invoke and guardrail only', () => {
+      const actions = new Set(synth.actionsOf(gatewayRoleId).filter((a) => a.startsWith('bedrock:')));
+
+      expect(actions).toEqual(new Set(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream', 'bedrock:ApplyGuardrail']));
+    });
+
+    test('guardrail applied on its own arn', () => {
+      const guardrailArn = `\${${synth.logicalId(stack.gateway.guardrail!)}.GuardrailArn}`;
+      const apply = synth.statementsOf(gatewayRoleId).filter((s) => asList(s.Action).includes('bedrock:ApplyGuardrail'));
+
+      expect(apply.flatMap((s) => asList(s.Resource).map(flatten))).toEqual([guardrailArn]);
     });
   });
 

@@ -1,0 +1,194 @@
+import { Duration } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { ModelTarget } from '../lambda/shared/contracts';
+import type { ExistingGuardrail, GatewayGuardrailSettings } from './gateway-guardrail-settings';
+
+/** One agent the gateway serves. */
+export interface ModelGatewayAgent {
+  /** Agent name, as the worker sends it. */
+  readonly name: string;
+  /** Ordered Bedrock targets; the first is the primary. */
+  readonly route: ModelTarget[];
+  /** Largest `maxTokens` one call may request. */
+  readonly maxTokensPerCall: number;
+}
+
+/**
+ * Timeouts and retries of the gateway's Bedrock clients. Each bounds one
+ * attempt on one target, so that a slow or failing target hands over to
+ * the next one instead of holding the request. They must nest:
+ * connect <= first byte <= attempt <= request deadline < Lambda timeout.
+ * A default is lowered to the next wider bound when that bound is shorter.
+ */
+export interface GatewayClientOptions {
+  /**
+   * Time to open a TCP and TLS connection, in milliseconds.
+   *
+   * @default 1000
+   */
+  readonly connectTimeoutMs?: number;
+
+  /**
+   * Time from sending a request to the first byte of the response, in
+   * milliseconds.
+   *
+   * @default 10000
+   */
+  readonly firstByteTimeoutMs?: number;
+
+  /**
+   * Time one buffered attempt may take in total, in milliseconds.
+   *
+   * @default 60000
+   */
+  readonly attemptTimeoutMs?: number;
+
+  /**
+   * Attempts the SDK makes on one target, the first included, before the
+   * gateway fails over.
+   *
+   * @default 2
+   */
+  readonly sdkMaxAttempts?: number;
+
+  /**
+   * Time one gateway request may take across every target, in
+   * milliseconds. It must be below the Lambda timeout.
+   *
+   * @default - the Lambda timeout minus 5 s, or minus a tenth of it when
+   * the timeout is under 50 s
+   */
+  readonly requestDeadlineMs?: number;
+}
+
+/** Circuit breaker per target, shared by all gateway instances through the state table. */
+export interface GatewayBreakerOptions {
+  /**
+   * Consecutive failures that open a target's breaker.
+   *
+   * @default 5
+   */
+  readonly failureThreshold?: number;
+
+  /**
+   * Time an open breaker skips its target before one probe may try it, in
+   * seconds.
+   *
+   * @default 30
+   */
+  readonly cooldownSeconds?: number;
+
+  /**
+   * Time an instance trusts breaker state it read from the state table, in
+   * milliseconds. It must be below the cooldown.
+   *
+   * @default 2000
+   */
+  readonly cacheTtlMs?: number;
+}
+
+export interface ModelGatewayProps {
+  /** Agents the gateway serves, with their routes. */
+  readonly agents: ModelGatewayAgent[];
+
+  /**
+   * Key that encrypts the function's environment, its log group, the state
+   * table and the guardrail the gateway creates.
+   *
+   * @default - AWS managed keys
+   */
+  readonly encryptionKey?: kms.IKey;
+
+  /**
+   * Memory of the gateway function.
+   *
+   * @default 1024
+   */
+  readonly memorySize?: number;
+
+  /**
+   * Timeout of one gateway invocation.
+   *
+   * @default Duration.minutes(2)
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * Retention of the gateway's logs.
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Place the gateway in this VPC. Its subnets then need NAT egress, since
+   * interface endpoints serve only their own region and the gateway calls
+   * Bedrock in several.
+   *
+   * @default - outside any VPC
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * Subnets for the gateway when `vpc` is set.
+   *
+   * @default - the VPC's private subnets with egress
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Timeouts and retries of the Bedrock clients.
+   *
+   * @default - every default of GatewayClientOptions
+   */
+  readonly client?: GatewayClientOptions;
+
+  /**
+   * Circuit breaker settings.
+   *
+   * @default - every default of GatewayBreakerOptions
+   */
+  readonly breaker?: GatewayBreakerOptions;
+
+  /**
+   * The guardrail applied to every model call: settings for a guardrail the
+   * gateway creates, or `{ guardrailId, guardrailVersion }` of an existing
+   * one. The gateway is granted `bedrock:ApplyGuardrail` on it either way.
+   * An existing guardrail must be in the stack's account and region, and
+   * when a customer managed key encrypts it, grant the gateway role
+   * `kms:Decrypt` on that key yourself.
+   *
+   * NOTE: a guardrail exists in one region. A Converse call sent to a
+   * target in another region cannot name it, so the runtime must check
+   * such calls with ApplyGuardrail in the stack's region.
+   *
+   * @default - a guardrail with HIGH content filters on prompts and
+   * responses and HIGH prompt-attack filtering on prompts
+   */
+  readonly guardrail?: GatewayGuardrailSettings | ExistingGuardrail;
+
+  /**
+   * Execution environments kept initialized, so that requests skip the
+   * cold start. With a value above 0 the gateway publishes a version and an
+   * alias `live` that carries the provisioned concurrency, and callers
+   * invoke the alias.
+   *
+   * Cost: provisioned concurrency is billed for every hour it is
+   * configured, whether or not requests arrive, at
+   * `provisionedConcurrency x memory in GB x hours x price per GB-hour`,
+   * plus the usual request and duration charges. For the gateway's Arm
+   * architecture in us-east-1 the price is about $0.0000033334 per
+   * GB-second ($0.012 per GB-hour), so 2 environments of 1024 MB cost
+   * about 2 x 1 x 730 x $0.012 = $17.52 a month.
+   * Source: https://aws.amazon.com/lambda/pricing/
+   *
+   * NOTE: the per-GB-second price is an estimate as of 2026, taken from
+   * https://awsnegotiations.com/lambda-provisioned-concurrency-cost.html;
+   * prices differ per region, so check the pricing page.
+   *
+   * @default 0
+   */
+  readonly provisionedConcurrency?: number;
+}
