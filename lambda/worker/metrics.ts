@@ -1,43 +1,11 @@
 /**
- * CloudWatch metrics as embedded metric format (EMF) fields on a log line.
- * CloudWatch Logs extracts them from any JSON log event that carries the
- * `_aws` member, see
- * https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
- * The worker writes its log lines synchronously to stdout, which the
- * container's `awslogs` driver forwards, so nothing is buffered in process.
+ * Worker metrics as embedded metric format (EMF) fields on a log line. The
+ * worker writes its log lines synchronously to stdout, which the container's
+ * `awslogs` driver forwards, so nothing is buffered in process.
  */
+import { emfFields } from '../shared/metrics';
 
-export const METRIC_NAMESPACE = 'AgentStack';
-
-interface MetricGroup {
-  readonly dimensions: readonly string[];
-  readonly metrics: Record<string, { value: number; unit: 'Count' | 'Milliseconds' }>;
-}
-
-/**
- * Builds the log fields that publish `groups`. Each group's dimension names
- * must appear in `dimensionValues`, because EMF reads dimension values from
- * members of the same log event.
- */
-export function emfFields(
-  dimensionValues: Record<string, string>,
-  groups: readonly MetricGroup[],
-  timestampMs = Date.now(),
-): Record<string, unknown> {
-  const fields: Record<string, unknown> = { ...dimensionValues };
-  for (const group of groups) {
-    for (const [name, metric] of Object.entries(group.metrics)) fields[name] = metric.value;
-  }
-  fields._aws = {
-    Timestamp: timestampMs,
-    CloudWatchMetrics: groups.map((group) => ({
-      Namespace: METRIC_NAMESPACE,
-      Dimensions: [group.dimensions],
-      Metrics: Object.entries(group.metrics).map(([name, m]) => ({ Name: name, Unit: m.unit })),
-    })),
-  };
-  return fields;
-}
+export { METRIC_NAMESPACE, emfFields } from '../shared/metrics';
 
 /** Fields for the line that ends a task: iterations, tokens and the stop reason. */
 export function taskMetricFields(
