@@ -4,6 +4,8 @@
  * runtime reads them, so a name changed here changes both sides at once.
  */
 
+import type { GuardrailLayer, TargetFailure } from './errors';
+
 /** Environment variables of the ModelGateway Lambda function. */
 export const GATEWAY_ENV = {
   /** JSON of {@link GatewayRuntimeConfig}. */
@@ -194,5 +196,11 @@ export interface GatewayErrorResponse {
     readonly message: string;
     /** For `ModelCallError`: the Bedrock exception name, such as `ThrottlingException`. */
     readonly errorCode?: string;
+    /** For `GuardrailBlockedError`: where the block happened, such as `guardrail input`. */
+    readonly layer?: GuardrailLayer;
+    /** For `GuardrailBlockedError`: the policy that intervened, when known. */
+    readonly policy?: string;
+    /** For `AllTargetsFailedError`: each target with the reason it did not serve the call. */
+    readonly failures?: readonly TargetFailure[];
   };
 }

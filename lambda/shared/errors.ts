@@ -43,7 +43,8 @@ export class PayloadTooLargeError extends AgentStackError {
 
 /** The model call failed and no target could serve it. */
 export class ModelCallError extends AgentStackError {
-  public override readonly name = 'ModelCallError';
+  // Typed as string so that AllTargetsFailedError can narrow the error with its own name.
+  public override readonly name: string = 'ModelCallError';
   public readonly statusCode = 502;
 
   constructor(
@@ -51,6 +52,64 @@ export class ModelCallError extends AgentStackError {
     requestId: string | undefined,
     /** Name of the underlying Bedrock exception, such as `ThrottlingException`. */
     public readonly errorCode: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, requestId, options);
+  }
+}
+
+/** One target of a route that did not serve a model call, with the reason. */
+export interface TargetFailure {
+  readonly region: string;
+  readonly modelId: string;
+  /** Error name and message, or why the target was skipped. */
+  readonly cause: string;
+}
+
+/**
+ * Every target of the route failed or was skipped. `errorCode` is the code
+ * of the last target that was called, or `BreakerOpen` when every target was
+ * skipped, and `failures` lists each target.
+ */
+export class AllTargetsFailedError extends ModelCallError {
+  public override readonly name = 'AllTargetsFailedError';
+
+  constructor(
+    message: string,
+    requestId: string | undefined,
+    errorCode: string,
+    public readonly failures: readonly TargetFailure[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, requestId, errorCode, options);
+  }
+}
+
+/**
+ * Layer at which a guardrail blocked content. `guardrail` means that the
+ * Converse guardrail intervened and its trace does not show on which side.
+ */
+export type GuardrailLayer =
+  | 'pattern'
+  | 'guardrail input'
+  | 'guardrail output'
+  | 'tool result'
+  | 'guardrail';
+
+/**
+ * A guardrail blocked the content. The content, not the service, is the
+ * problem, so sending it again unchanged is blocked again.
+ */
+export class GuardrailBlockedError extends AgentStackError {
+  public override readonly name = 'GuardrailBlockedError';
+  public readonly statusCode = 400;
+
+  constructor(
+    message: string,
+    requestId: string | undefined,
+    public readonly layer: GuardrailLayer,
+    /** The policy that intervened, such as `contentPolicy PROMPT_ATTACK`, when known. */
+    public readonly policy?: string,
     options?: { cause?: unknown },
   ) {
     super(message, requestId, options);
@@ -80,12 +139,33 @@ export class TimeoutError extends AgentStackError {
  * raises the same class the gateway raised.
  */
 export function errorFromResponse(
-  error: { name: string; message: string; errorCode?: string },
+  error: {
+    name: string;
+    message: string;
+    errorCode?: string;
+    layer?: GuardrailLayer;
+    policy?: string;
+    failures?: readonly TargetFailure[];
+  },
   requestId: string,
 ): AgentStackError {
   switch (error.name) {
     case 'ModelCallError':
       return new ModelCallError(error.message, requestId, error.errorCode ?? error.name);
+    case 'AllTargetsFailedError':
+      return new AllTargetsFailedError(
+        error.message,
+        requestId,
+        error.errorCode ?? error.name,
+        error.failures ?? [],
+      );
+    case 'GuardrailBlockedError':
+      return new GuardrailBlockedError(
+        error.message,
+        requestId,
+        error.layer ?? 'guardrail',
+        error.policy,
+      );
     case 'InvalidRequestError':
       return new InvalidRequestError(error.message, requestId);
     case 'UnauthorizedError':
