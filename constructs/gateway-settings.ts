@@ -40,7 +40,7 @@ export const CLIENT_SETTING_RANGES: Record<keyof GatewayClientSettings, SettingR
   firstByteTimeoutMs: { min: 100, max: 900_000 },
   attemptTimeoutMs: { min: 100, max: 900_000 },
   sdkMaxAttempts: { min: 1, max: 10 },
-  requestDeadlineMs: { min: 1_000, max: 900_000 },
+  requestDeadlineMs: { min: 100, max: 900_000 },
 };
 
 /** Allowed ranges of the breaker settings. */

@@ -56,7 +56,7 @@ export class AgentStack extends Stack {
 
     // Create the stack key, which CloudWatch Logs may use for this account's log groups.
     this.key = new kms.Key(this, 'Key', {
-      description: `${config.stackName}: encrypts agent memory, queues, logs and function environments`,
+      description: `${config.stackName}: encrypts agent memory, queues, logs, function environments, gateway state and the guardrail`,
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
@@ -93,6 +93,13 @@ export class AgentStack extends Stack {
       timeout: Duration.seconds(config.gateway.timeoutSeconds),
       logRetention,
       vpc: config.gateway.inVpc ? this.network.vpc : undefined,
+      client: config.gateway.client,
+      breaker: config.gateway.breaker,
+      guardrail:
+        'existing' in config.guardrail
+          ? { guardrailId: config.guardrail.existing.id, guardrailVersion: config.guardrail.existing.version }
+          : config.guardrail,
+      provisionedConcurrency: config.gateway.provisionedConcurrency,
     });
 
     // Create the load balancer when any agent is realtime.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
 
 /**
  * Schema of `agent-stack.config.json`. Every default written here is the
@@ -169,14 +170,8 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   routes: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,63}$/), z.array(targetSchema).min(1, 'a route needs at least one target')),
-  gateway: z
-    .strictObject({
-      memoryMiB: z.number().int().min(128).max(10_240).default(1_024),
-      timeoutSeconds: positiveInt(900).default(120),
-      /** Place the gateway in the VPC, where it needs NAT egress to reach Bedrock in other regions. */
-      inVpc: z.boolean().default(false),
-    })
-    .prefault({}),
+  gateway: gatewaySchema,
+  guardrail: guardrailSchema,
   memory: z.strictObject({ ttlDays: positiveInt(3_650).default(30) }).prefault({}),
   logRetentionDays: positiveInt(3_653).default(90),
   agents: z.array(agentSchema).min(1),
@@ -188,3 +183,4 @@ export type AgentConfig = z.output<typeof agentSchema>;
 export type ToolConfig = z.output<typeof toolSchema>;
 export type ModelTargetConfig = z.output<typeof targetSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
+export type { GatewayConfig, GuardrailConfig } from './gateway-config-schema';

@@ -1,6 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
+import { guardrailSettingsIssues } from '../constructs/gateway-guardrail-checks';
+import { breakerSettingsIssues, clientSettingsIssues, SettingsIssue } from '../constructs/gateway-settings';
 import {
   AgentStackConfig,
   configSchema,
@@ -168,6 +170,15 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
   if (config.gateway.inVpc && config.network.natGateways === 0) {
     add(['network', 'natGateways'], 'must be at least 1 with gateway.inVpc, because Bedrock in other regions is reached through NAT', 0);
   }
+
+  // The gateway's client timeouts, breaker and guardrail, checked by the
+  // same functions the ModelGateway construct uses.
+  const addAll = (prefix: Array<string | number>, found: SettingsIssue[]) =>
+    found.forEach((issue) => add([...prefix, ...issue.path], issue.message, issue.value));
+  const timeoutMs = config.gateway.timeoutSeconds * 1_000;
+  addAll(['gateway', 'client'], clientSettingsIssues(config.gateway.client, timeoutMs, 'gateway.timeoutSeconds'));
+  addAll(['gateway', 'breaker'], breakerSettingsIssues(config.gateway.breaker));
+  if (!('existing' in config.guardrail)) addAll(['guardrail'], guardrailSettingsIssues(config.guardrail));
   return issues;
 }
 
@@ -246,6 +257,8 @@ export type {
   AgentStackConfig,
   AgentStackConfigInput,
   AuthConfig,
+  GatewayConfig,
+  GuardrailConfig,
   ModelTargetConfig,
   ToolConfig,
 } from './config-schema';

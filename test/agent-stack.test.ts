@@ -479,6 +479,60 @@ describe('agent stack from the example config', () => {
   });
 });
 
+describe('gateway settings from the config', () => {
+  // The example config with a company guardrail, warm instances and its own client and breaker settings.
+  const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
+  const tuned: AgentStackConfigInput = {
+    ...config,
+    gateway: { ...config.gateway, timeoutSeconds: 90, provisionedConcurrency: 2, client: { attemptTimeoutMs: 40_000 }, breaker: { failureThreshold: 3 } },
+    guardrail: { existing: { id: 'companyguard01', version: '7' } },
+  };
+  const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'Tuned', { config: tuned, configDir: ROOT });
+  const synth = new StackTemplate(stack);
+  const gatewayFunction = synth.resources[synth.logicalId(stack.gateway.function)].Properties;
+  const runtimeConfig = JSON.parse(flatten(gatewayFunction.Environment.Variables.AGENT_GATEWAY_CONFIG));
+
+  test('client settings resolved', () => {
+    expect(runtimeConfig.client).toEqual({
+      connectTimeoutMs: 1_000,
+      firstByteTimeoutMs: 10_000,
+      attemptTimeoutMs: 40_000,
+      sdkMaxAttempts: 2,
+      requestDeadlineMs: 85_000,
+    });
+  });
+
+  test('breaker settings resolved', () => {
+    expect(runtimeConfig.breaker).toEqual({ failureThreshold: 3, cooldownSeconds: 30, cacheTtlMs: 2_000 });
+  });
+
+  test('company guardrail passed through', () => {
+    expect(runtimeConfig.guardrail).toEqual({ id: 'companyguard01', version: '7' });
+    synth.template.resourceCountIs('AWS::Bedrock::Guardrail', 0);
+    synth.template.resourceCountIs('AWS::Bedrock::GuardrailVersion', 0);
+  });
+
+  test('workers invoke the alias', () => {
+    const aliasArn = `\${${synth.logicalId(stack.gateway.alias!)}}`;
+    for (const agent of config.agents) {
+      const service = stack.agents[agent.name];
+      const taskDefinition = synth.resources[synth.logicalId(service.taskDefinition)].Properties;
+      const variable = taskDefinition.ContainerDefinitions[0].Environment.find((e: Json) => e.Name === 'AGENT_GATEWAY_FUNCTION');
+      const invokes = synth.statementsOf(synth.logicalId(service.taskDefinition.taskRole)).filter((s) => asList(s.Action).includes('lambda:InvokeFunction'));
+
+      expect(flatten(variable.Value)).toMatch(/:live$/);
+      expect(invokes.flatMap((s) => asList(s.Resource).map(flatten))).toContain(aliasArn);
+    }
+  });
+
+  test('alias keeps two instances warm', () => {
+    synth.template.hasResourceProperties('AWS::Lambda::Alias', {
+      Name: 'live',
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
+    });
+  });
+});
+
 // Constructs composed in a company's own stack, with its own VPC and key.
 const KEY_ARN = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const ROUTE = [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }];

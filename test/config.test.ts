@@ -113,6 +113,10 @@ describe('config defaults', () => {
   const tool = agent.tools[0];
   const auth = config.endpoint?.auth;
   const userClaim = auth && 'userClaim' in auth ? auth.userClaim : undefined;
+  const guardrailSettings = () => {
+    if ('existing' in config.guardrail) throw new Error('expected guardrail settings, got an existing guardrail');
+    return config.guardrail;
+  };
 
   test.each<[string, () => unknown, unknown]>([
     ['stackName', () => config.stackName, 'AgentStack'],
@@ -138,6 +142,30 @@ describe('config defaults', () => {
     ['gateway.memoryMiB', () => config.gateway.memoryMiB, 1_024],
     ['gateway.timeoutSeconds', () => config.gateway.timeoutSeconds, 120],
     ['gateway.inVpc', () => config.gateway.inVpc, false],
+    ['gateway.provisionedConcurrency', () => config.gateway.provisionedConcurrency, 0],
+    ['gateway.client.connectTimeoutMs', () => config.gateway.client.connectTimeoutMs, 1_000],
+    ['gateway.client.firstByteTimeoutMs', () => config.gateway.client.firstByteTimeoutMs, 10_000],
+    ['gateway.client.attemptTimeoutMs', () => config.gateway.client.attemptTimeoutMs, 60_000],
+    ['gateway.client.sdkMaxAttempts', () => config.gateway.client.sdkMaxAttempts, 2],
+    ['gateway.client.requestDeadlineMs', () => config.gateway.client.requestDeadlineMs, 115_000],
+    ['gateway.breaker.failureThreshold', () => config.gateway.breaker.failureThreshold, 5],
+    ['gateway.breaker.cooldownSeconds', () => config.gateway.breaker.cooldownSeconds, 30],
+    ['gateway.breaker.cacheTtlMs', () => config.gateway.breaker.cacheTtlMs, 2_000],
+    ['guardrail.promptAttack', () => guardrailSettings().promptAttack, { inputStrength: 'HIGH', outputStrength: 'NONE' }],
+    ['guardrail.deniedTopics', () => guardrailSettings().deniedTopics, []],
+    ['guardrail.words', () => guardrailSettings().words, []],
+    ['guardrail.managedWordLists', () => guardrailSettings().managedWordLists, []],
+    ['guardrail.piiEntities', () => guardrailSettings().piiEntities, []],
+    [
+      'guardrail.blockedInputMessage',
+      () => guardrailSettings().blockedInputMessage,
+      'Sorry, this request cannot be processed because it breaks our usage policy.',
+    ],
+    [
+      'guardrail.blockedOutputMessage',
+      () => guardrailSettings().blockedOutputMessage,
+      'Sorry, the answer was withheld because it breaks our usage policy.',
+    ],
     ['memory.ttlDays', () => config.memory.ttlDays, 30],
     ['logRetentionDays', () => config.logRetentionDays, 90],
     ['tool.timeoutSeconds', () => tool.timeoutSeconds, 30],
@@ -147,6 +175,55 @@ describe('config defaults', () => {
     ['endpoint.auth.userClaim', () => userClaim, 'sub'],
   ])('%s', (_field, read, expected) => {
     expect(read()).toEqual(expected);
+  });
+
+  test.each(['hate', 'insults', 'sexual', 'violence', 'misconduct'] as const)('guardrail.contentFilters.%s', (category) => {
+    expect(guardrailSettings().contentFilters[category]).toEqual({ inputStrength: 'HIGH', outputStrength: 'HIGH' });
+  });
+
+  test('guardrail topic examples', () => {
+    const input = minimal();
+    input.guardrail = { deniedTopics: [{ name: 'Legal advice', definition: 'Advice on laws and contracts.' }] };
+
+    const topic = (validateConfig(input).guardrail as Json).deniedTopics[0];
+
+    expect(topic.examples).toEqual([]);
+  });
+
+  test('guardrail pii applies both ways', () => {
+    const input = minimal();
+    input.guardrail = { piiEntities: [{ type: 'EMAIL', action: 'ANONYMIZE' }] };
+
+    const entity = (validateConfig(input).guardrail as Json).piiEntities[0];
+
+    expect(entity.appliesTo).toEqual(['input', 'output']);
+  });
+
+  test('existing guardrail has no settings', () => {
+    const input = minimal();
+    input.guardrail = { existing: { id: 'abc123def456', version: '3' } };
+
+    expect(validateConfig(input).guardrail).toEqual({ existing: { id: 'abc123def456', version: '3' } });
+  });
+
+  // The client defaults follow the Lambda timeout, so that they stay valid
+  // for a short one: each is capped at the next wider bound.
+  test.each<[number, Record<string, number>]>([
+    [30, { requestDeadlineMs: 27_000, attemptTimeoutMs: 27_000, firstByteTimeoutMs: 10_000, connectTimeoutMs: 1_000 }],
+    [5, { requestDeadlineMs: 4_500, attemptTimeoutMs: 4_500, firstByteTimeoutMs: 4_500, connectTimeoutMs: 1_000 }],
+    [900, { requestDeadlineMs: 895_000, attemptTimeoutMs: 60_000, firstByteTimeoutMs: 10_000, connectTimeoutMs: 1_000 }],
+  ])('client defaults for a %i s timeout', (timeoutSeconds, expected) => {
+    const input = minimal();
+    input.gateway = { timeoutSeconds };
+
+    expect(validateConfig(input).gateway.client).toEqual({ ...expected, sdkMaxAttempts: 2 });
+  });
+
+  test('attempt default capped by deadline', () => {
+    const input = minimal();
+    input.gateway = { client: { requestDeadlineMs: 20_000 } };
+
+    expect(validateConfig(input).gateway.client.attemptTimeoutMs).toBe(20_000);
   });
 
   test('tools default to none', () => {
@@ -473,6 +550,306 @@ describe('config rejection', () => {
 
     expect(lineFor(error, '$')).toContain('cannot read file');
     expect(error.message).toContain(file);
+  });
+});
+
+describe('gateway rejection', () => {
+  test('deadline at the lambda timeout', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { timeoutSeconds: 120, client: { requestDeadlineMs: 120_000 } };
+    });
+    const line = lineFor(error, '$.gateway.client.requestDeadlineMs');
+
+    expect(line).toContain('must be below the Lambda timeout of 120000 ms (gateway.timeoutSeconds)');
+    expect(line).toContain('use at most 115000 or raise gateway.timeoutSeconds');
+    expect(line).toContain('(got 120000)');
+  });
+
+  test('deadline above the lambda timeout', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { timeoutSeconds: 60, client: { requestDeadlineMs: 90_000 } };
+    });
+    const line = lineFor(error, '$.gateway.client.requestDeadlineMs');
+
+    expect(line).toContain('must be below the Lambda timeout of 60000 ms');
+    expect(line).toContain('(got 90000)');
+  });
+
+  test('deadline just below the timeout', () => {
+    const config = example();
+    config.gateway = { timeoutSeconds: 120, client: { requestDeadlineMs: 119_999 } };
+
+    expect(validateConfig(config).gateway.client.requestDeadlineMs).toBe(119_999);
+  });
+
+  test('attempt timeout above the deadline', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { client: { attemptTimeoutMs: 116_000 } };
+    });
+    const line = lineFor(error, '$.gateway.client.attemptTimeoutMs');
+
+    expect(line).toContain('exceeds requestDeadlineMs (115000)');
+    expect(line).toContain('lower attemptTimeoutMs or raise requestDeadlineMs');
+    expect(line).toContain('(got 116000)');
+  });
+
+  test('first byte above the attempt timeout', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { client: { attemptTimeoutMs: 8_000, firstByteTimeoutMs: 9_000 } };
+    });
+    const line = lineFor(error, '$.gateway.client.firstByteTimeoutMs');
+
+    expect(line).toContain('exceeds attemptTimeoutMs (8000)');
+    expect(line).toContain('(got 9000)');
+  });
+
+  test('connect above the first byte timeout', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { client: { firstByteTimeoutMs: 2_000, connectTimeoutMs: 3_000 } };
+    });
+    const line = lineFor(error, '$.gateway.client.connectTimeoutMs');
+
+    expect(line).toContain('exceeds firstByteTimeoutMs (2000)');
+    expect(line).toContain('(got 3000)');
+  });
+
+  test.each([0, 11])('sdkMaxAttempts of %i', (attempts) => {
+    const error = rejectionOf((c) => {
+      c.gateway = { client: { sdkMaxAttempts: attempts } };
+    });
+
+    expect(lineFor(error, '$.gateway.client.sdkMaxAttempts')).toContain(`(got ${attempts})`);
+  });
+
+  test('cache ttl at the cooldown', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { breaker: { cooldownSeconds: 2, cacheTtlMs: 2_000 } };
+    });
+    const line = lineFor(error, '$.gateway.breaker.cacheTtlMs');
+
+    expect(line).toContain('must be below the cooldown of 2000 ms (cooldownSeconds)');
+    expect(line).toContain('lower cacheTtlMs or raise cooldownSeconds');
+    expect(line).toContain('(got 2000)');
+  });
+
+  test('cooldown of zero', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { breaker: { cooldownSeconds: 0 } };
+    });
+    const line = lineFor(error, '$.gateway.breaker.cooldownSeconds');
+
+    expect(line).toContain('>=1');
+    expect(line).toContain('(got 0)');
+  });
+
+  test('failure threshold of zero', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { breaker: { failureThreshold: 0 } };
+    });
+
+    expect(lineFor(error, '$.gateway.breaker.failureThreshold')).toContain('(got 0)');
+  });
+
+  test('negative provisioned concurrency', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { provisionedConcurrency: -1 };
+    });
+    const line = lineFor(error, '$.gateway.provisionedConcurrency');
+
+    expect(line).toContain('>=0');
+    expect(line).toContain('(got -1)');
+  });
+
+  test('fractional provisioned concurrency', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { provisionedConcurrency: 1.5 };
+    });
+
+    expect(lineFor(error, '$.gateway.provisionedConcurrency')).toContain('expected int');
+  });
+
+  test('unknown client key', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { client: { readTimeoutMs: 1_000 } };
+    });
+
+    expect(lineFor(error, '$.gateway.client.readTimeoutMs')).toContain('unknown key');
+  });
+});
+
+describe('guardrail rejection', () => {
+  test('existing with settings', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.existing = { id: 'abc123def456', version: '1' };
+    });
+    const line = lineFor(error, '$.guardrail.existing');
+
+    expect(line).toContain('cannot be combined with deniedTopics, managedWordLists, piiEntities');
+    expect(line).toContain('remove existing to let the stack create the guardrail');
+  });
+
+  test('existing id with capitals', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail = { existing: { id: 'Abc-123', version: '1' } };
+    });
+    const line = lineFor(error, '$.guardrail.existing.id');
+
+    expect(line).toContain('1 to 64 lower-case letters and digits');
+    expect(line).toContain('(got "Abc-123")');
+  });
+
+  test('existing version not a number', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail = { existing: { id: 'abc123def456', version: 'v1' } };
+    });
+    const line = lineFor(error, '$.guardrail.existing.version');
+
+    expect(line).toContain('published version number');
+    expect(line).toContain('(got "v1")');
+  });
+
+  test('prompt attack on output', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.promptAttack = { inputStrength: 'HIGH', outputStrength: 'HIGH' };
+    });
+    const line = lineFor(error, '$.guardrail.promptAttack.outputStrength');
+
+    expect(line).toContain('must be NONE');
+    expect(line).toContain('prompts only');
+    expect(line).toContain('(got "HIGH")');
+  });
+
+  test('unknown filter strength', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.contentFilters = { hate: { inputStrength: 'STRICT' } };
+    });
+    const line = lineFor(error, '$.guardrail.contentFilters.hate.inputStrength');
+
+    expect(line).toContain('"NONE"|"LOW"|"MEDIUM"|"HIGH"');
+    expect(line).toContain('(got "STRICT")');
+  });
+
+  test('unknown content category', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.contentFilters = { profanity: { inputStrength: 'HIGH' } };
+    });
+
+    expect(lineFor(error, '$.guardrail.contentFilters.profanity')).toContain('unknown key');
+  });
+
+  test('guardrail without any filter', () => {
+    const none = { inputStrength: 'NONE', outputStrength: 'NONE' };
+    const error = rejectionOf((c) => {
+      c.guardrail = {
+        contentFilters: { hate: none, insults: none, sexual: none, violence: none, misconduct: none },
+        promptAttack: { inputStrength: 'NONE' },
+      };
+    });
+
+    expect(lineFor(error, '$.guardrail')).toContain('has no filter');
+    expect(lineFor(error, '$.guardrail')).toContain('name an existing guardrail');
+  });
+
+  test('one filter is enough', () => {
+    const none = { inputStrength: 'NONE', outputStrength: 'NONE' };
+    const config = example();
+    config.guardrail = {
+      contentFilters: { hate: none, insults: none, sexual: none, violence: none, misconduct: none },
+      promptAttack: { inputStrength: 'NONE' },
+      words: ['discount code'],
+    };
+
+    expect(validateConfig(config).guardrail).toMatchObject({ words: ['discount code'] });
+  });
+
+  test('topic named twice', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.deniedTopics.push({ name: 'Financial advice', definition: 'Anything about money.' });
+    });
+    const line = lineFor(error, '$.guardrail.deniedTopics[1].name');
+
+    expect(line).toContain('names a topic already listed');
+    expect(line).toContain('(got "Financial advice")');
+  });
+
+  test('topic definition too long', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.deniedTopics[0].definition = 'x'.repeat(201);
+    });
+
+    expect(lineFor(error, '$.guardrail.deniedTopics[0].definition')).toContain('<=200');
+  });
+
+  test('topic name with a slash', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.deniedTopics[0].name = 'Loans/credit';
+    });
+    const line = lineFor(error, '$.guardrail.deniedTopics[0].name');
+
+    expect(line).toContain('letters, digits, spaces and -_!?.');
+    expect(line).toContain('(got "Loans/credit")');
+  });
+
+  test('pii type listed twice', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.piiEntities.push({ type: 'CREDIT_DEBIT_CARD_NUMBER', action: 'BLOCK' });
+    });
+    const line = lineFor(error, '$.guardrail.piiEntities[2].type');
+
+    expect(line).toContain('repeats a PII type');
+    expect(line).toContain('(got "CREDIT_DEBIT_CARD_NUMBER")');
+  });
+
+  test('unknown pii type', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.piiEntities[0].type = 'CARD';
+    });
+
+    expect(lineFor(error, '$.guardrail.piiEntities[0].type')).toContain('(got "CARD")');
+  });
+
+  test('pii action mask', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.piiEntities[0].action = 'MASK';
+    });
+    const line = lineFor(error, '$.guardrail.piiEntities[0].action');
+
+    expect(line).toContain('"BLOCK"|"ANONYMIZE"');
+    expect(line).toContain('(got "MASK")');
+  });
+
+  test('pii applying nowhere', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.piiEntities[0].appliesTo = [];
+    });
+
+    expect(lineFor(error, '$.guardrail.piiEntities[0].appliesTo')).toContain('list "input", "output" or both');
+  });
+
+  test('word listed twice', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.words = ['coupon', 'coupon'];
+    });
+    const line = lineFor(error, '$.guardrail.words[1]');
+
+    expect(line).toContain('repeats a word');
+    expect(line).toContain('(got "coupon")');
+  });
+
+  test('blocked message too long', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.blockedInputMessage = 'x'.repeat(501);
+    });
+
+    expect(lineFor(error, '$.guardrail.blockedInputMessage')).toContain('<=500');
+  });
+
+  test('unknown guardrail key', () => {
+    const error = rejectionOf((c) => {
+      c.guardrail.regexes = [];
+    });
+
+    expect(lineFor(error, '$.guardrail.regexes')).toContain('unknown key');
   });
 });
 
