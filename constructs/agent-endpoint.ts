@@ -69,9 +69,11 @@ export interface AgentEndpointProps {
   readonly vpcSubnets?: ec2.SubnetSelection;
 
   /**
-   * Idle timeout of the load balancer, at least the longest realtime task timeout.
+   * Idle timeout of the load balancer. A buffered answer sends no bytes until
+   * it is complete, so it must be at least the longest task timeout of the
+   * agents routed here; `addAgent` rejects an agent that would be cut off.
    *
-   * @default Duration.seconds(60)
+   * @default - 60 seconds, raised to the longest task timeout of the routed agents plus 5 seconds
    */
   readonly idleTimeout?: Duration;
 
@@ -92,7 +94,15 @@ export interface AgentRouteOptions {
   readonly containerPort: number;
   /** Time a stopping task keeps serving its open requests. */
   readonly deregistrationDelay: Duration;
+  /** Maximum time one request to the agent may take. */
+  readonly taskTimeout: Duration;
 }
+
+const DEFAULT_IDLE_TIMEOUT_SECONDS = 60;
+const IDLE_TIMEOUT_MARGIN_SECONDS = 5;
+// The ELBv2 API accepts 1 to 4000 seconds for the load balancer attribute
+// idle_timeout.timeout_seconds (LoadBalancerAttribute in its API reference).
+const MAX_IDLE_TIMEOUT_SECONDS = 4_000;
 
 /**
  * The internet-facing load balancer of the realtime agents. Each agent is
@@ -102,6 +112,8 @@ export class AgentEndpoint extends Construct {
   public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   public readonly listener: elbv2.ApplicationListener;
   private readonly auth: EndpointAuth;
+  private readonly explicitIdleTimeout?: Duration;
+  private idleTimeoutSeconds: number;
   private nextPriority = 10;
 
   constructor(scope: Construct, id: string, props: AgentEndpointProps) {
@@ -109,6 +121,8 @@ export class AgentEndpoint extends Construct {
 
     // Validate.
     this.auth = props.auth;
+    this.explicitIdleTimeout = props.idleTimeout;
+    this.idleTimeoutSeconds = (props.idleTimeout ?? Duration.seconds(DEFAULT_IDLE_TIMEOUT_SECONDS)).toSeconds();
     const https = props.certificateArn !== undefined;
     if ((props.auth.type === 'cognito' || props.auth.type === 'oidc') && !https) {
       throw new Error(`AgentEndpoint: auth type ${props.auth.type} needs certificateArn, because the load balancer authenticates only on HTTPS listeners.`);
@@ -119,7 +133,7 @@ export class AgentEndpoint extends Construct {
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets ?? { subnetType: ec2.SubnetType.PUBLIC },
       internetFacing: true,
-      idleTimeout: props.idleTimeout ?? Duration.seconds(60),
+      idleTimeout: Duration.seconds(this.idleTimeoutSeconds),
       dropInvalidHeaderFields: true,
     });
     const accessLogBucket = props.accessLogBucket ?? this.createAccessLogBucket();
@@ -155,6 +169,7 @@ export class AgentEndpoint extends Construct {
 
   /** Routes `/agents/<name>/*` to a realtime agent service, behind the configured authentication. */
   addAgent(options: AgentRouteOptions): elbv2.ApplicationTargetGroup {
+    this.fitIdleTimeout(options.agentName, options.taskTimeout);
     const targetGroup = new elbv2.ApplicationTargetGroup(this, `${options.agentName}Targets`, {
       vpc: this.loadBalancer.vpc,
       targetType: elbv2.TargetType.IP,
@@ -192,6 +207,26 @@ export class AgentEndpoint extends Construct {
       default:
         return { type: 'none' };
     }
+  }
+
+  /** Raises the default idle timeout to cover the agent, or rejects an explicit one that is too short. */
+  private fitIdleTimeout(agentName: string, taskTimeout: Duration): void {
+    const needed = taskTimeout.toSeconds() + IDLE_TIMEOUT_MARGIN_SECONDS;
+    if (needed <= this.idleTimeoutSeconds) return;
+    if (this.explicitIdleTimeout) {
+      throw new Error(
+        `AgentEndpoint: idleTimeout of ${this.idleTimeoutSeconds} s would cut off answers of agent ${agentName}, ` +
+          `whose taskTimeout is ${taskTimeout.toSeconds()} s; set idleTimeout to at least ${needed} s or lower the agent's taskTimeout.`,
+      );
+    }
+    if (needed > MAX_IDLE_TIMEOUT_SECONDS) {
+      throw new Error(
+        `AgentEndpoint: agent ${agentName} has a taskTimeout of ${taskTimeout.toSeconds()} s, above what the load balancer's ` +
+          `maximum idle timeout of ${MAX_IDLE_TIMEOUT_SECONDS} s can hold open; lower taskTimeout or use a background agent.`,
+      );
+    }
+    this.idleTimeoutSeconds = needed;
+    this.loadBalancer.setAttribute('idle_timeout.timeout_seconds', String(needed));
   }
 
   private authenticated(next: elbv2.ListenerAction): elbv2.ListenerAction {

@@ -112,8 +112,10 @@ export class AgentNetwork extends Construct {
           : { maxAzs: props.maxAzs ?? 2 }),
         natGateways,
         subnetConfiguration: [
-          { name: 'Public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
-          { name: 'Private', subnetType: privateType, cidrMask: 20 },
+          // No cidrMask: the CDK splits the range evenly between the subnets,
+          // so every range from /16 to /24 fits any number of zones.
+          { name: 'Public', subnetType: ec2.SubnetType.PUBLIC },
+          { name: 'Private', subnetType: privateType },
         ],
         restrictDefaultSecurityGroup: false,
       });

@@ -380,6 +380,7 @@ export class AgentService extends Construct {
         containerName: CONTAINER_NAME,
         containerPort: CONTAINER_PORT,
         deregistrationDelay: Duration.seconds(Math.min(taskTimeout.toSeconds(), 3_600)),
+        taskTimeout,
       });
     }
 

@@ -30,6 +30,9 @@ function offlineEnv(home: string): NodeJS.ProcessEnv {
     AWS_EC2_METADATA_DISABLED: 'true',
     CDK_DISABLE_CLI_TELEMETRY: 'true',
     CDK_DISABLE_VERSION_CHECK: 'true',
+    // The CDK runs `npx esbuild` to bundle tools, and npm would otherwise
+    // look up its registry for an update notice.
+    npm_config_update_notifier: 'false',
   };
 }
 
