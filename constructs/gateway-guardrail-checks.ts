@@ -11,10 +11,10 @@ function repeatedIndexes<T>(values: T[]): number[] {
 }
 
 /**
- * Checks resolved guardrail settings for what Bedrock rejects when the
- * stack deploys: a prompt-attack output strength other than NONE, a
- * guardrail without any filter, repeated topics, PII types or words, and
- * a PII entity that applies nowhere.
+ * Checks resolved guardrail settings: a prompt-attack output strength other
+ * than NONE, which Bedrock rejects at deploy time, a guardrail that filters
+ * nothing, repeated topics, PII types or words, a PII entity that applies
+ * nowhere, and the counts and lengths the Bedrock API allows.
  */
 export function guardrailSettingsIssues(settings: ResolvedGuardrailSettings): SettingsIssue[] {
   const issues: SettingsIssue[] = [];
@@ -42,8 +42,8 @@ export function guardrailSettingsIssues(settings: ResolvedGuardrailSettings): Se
     issues.push({
       path: [],
       message:
-        'has no filter: every strength is NONE and no topic, word or PII entity is listed, and Bedrock rejects a ' +
-        'guardrail without a policy; raise a strength, list a filter, or name an existing guardrail',
+        'has no filter: every strength is NONE and no topic, word or PII entity is listed, so the guardrail would ' +
+        'let everything through; raise a strength, list a filter, or name an existing guardrail',
     });
   }
 

@@ -18,10 +18,12 @@ import type { ModelTarget } from '../lambda/shared/contracts';
  *   `arn:aws:bedrock:::foundation-model/<model>`.
  *   Source: https://docs.aws.amazon.com/bedrock/latest/userguide/global-cross-region-inference.html
  * - A plain model id runs only in the region it is sent to.
- * - Converse, ConverseStream and ApplyGuardrail are authorized as
- *   `bedrock:InvokeModel`, `bedrock:InvokeModelWithResponseStream` and
- *   `bedrock:ApplyGuardrail` on the guardrail ARN; a Converse call with a
- *   guardrail needs both the model action and `bedrock:ApplyGuardrail`.
+ * - Converse is authorized as `bedrock:InvokeModel`, and ConverseStream as
+ *   `bedrock:InvokeModelWithResponseStream`.
+ *   Source: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
+ * - Inference with a guardrail needs the model action and
+ *   `bedrock:ApplyGuardrail` on the guardrail ARN, which also authorizes
+ *   the ApplyGuardrail call itself.
  *   Source: https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-permissions.html
  */
 

@@ -161,8 +161,9 @@ export interface ModelGatewayProps {
    * `kms:Decrypt` on that key yourself.
    *
    * NOTE: a guardrail exists in one region. A Converse call sent to a
-   * target in another region cannot name it, so the runtime must check
-   * such calls with ApplyGuardrail in the stack's region.
+   * target in another region that names it fails with a ValidationException
+   * (the guardrail "does not exist"), so the runtime must apply it to such
+   * calls with ApplyGuardrail in the stack's region instead.
    *
    * @default - a guardrail with HIGH content filters on prompts and
    * responses and HIGH prompt-attack filtering on prompts
