@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
-  BEDROCK_MAX_ATTEMPTS,
+  DEFAULT_SDK_MAX_ATTEMPTS,
   RESPONSE_MARGIN_MS,
   createBedrockClient,
   createGatewayHandler,
@@ -22,6 +22,7 @@ import type {
   GatewayRuntimeConfig,
 } from '../lambda/shared/contracts';
 import { Logger, type LogLevel } from '../lambda/shared/logger';
+import { MetricsWriter } from '../lambda/shared/metrics';
 import {
   SCRIPT_EMPTY_ERROR_TYPE,
   errorResponse,
@@ -114,7 +115,8 @@ function createTestGateway(level: LogLevel = 'info'): {
 } {
   const rawLogs: string[] = [];
   const logger = new Logger({}, { level, sink: (line) => rawLogs.push(line) });
-  const gateway = createGatewayHandler({ config: CONFIG, logger });
+  const metrics = new MetricsWriter({ sink: () => undefined });
+  const gateway = createGatewayHandler({ config: CONFIG, logger, metrics });
   return { gateway, rawLogs, logs: () => rawLogs.map((line) => JSON.parse(line)) };
 }
 
@@ -324,20 +326,22 @@ describe('gateway request validation', () => {
 });
 
 describe('gateway Bedrock errors', () => {
-  test('maps throttling to ModelCallError', async () => {
+  test('maps throttling on every target to AllTargetsFailedError', async () => {
     const { gateway } = createTestGateway();
-    for (let attempt = 0; attempt < BEDROCK_MAX_ATTEMPTS; attempt++) {
+    const targets = CONFIG.agents.support.route.length;
+    for (let attempt = 0; attempt < DEFAULT_SDK_MAX_ATTEMPTS * targets; attempt++) {
       server.script(errorResponse(429, 'ThrottlingException', { message: 'Too many requests.' }));
     }
 
     const failure = expectFailure(await gateway(gatewayRequest()));
 
-    expect(failure.error.name).toBe('ModelCallError');
+    expect(failure.error.name).toBe('AllTargetsFailedError');
     expect(failure.error.errorCode).toBe('ThrottlingException');
     expect(failure.error.message).toContain(SUPPORT_MODEL);
     expect(failure.error.message).toContain('us-east-1');
+    expect(failure.error.message).toContain('us-west-2');
     expect(failure.error.message).toContain('Too many requests.');
-    expect(server.requests).toHaveLength(BEDROCK_MAX_ATTEMPTS);
+    expect(server.requests).toHaveLength(DEFAULT_SDK_MAX_ATTEMPTS * targets);
   });
 
   test('retries throttling once on same target', async () => {
@@ -378,17 +382,25 @@ describe('gateway Bedrock errors', () => {
     expect(server.requests).toHaveLength(1);
   });
 
-  test('maps service unavailable to ModelCallError', async () => {
+  test('fails over on service unavailable', async () => {
     const { gateway } = createTestGateway();
     server.script(
       errorResponse(503, 'ServiceUnavailableException'),
       errorResponse(500, 'ServiceUnavailableException'),
+      errorResponse(503, 'ServiceUnavailableException'),
+      errorResponse(503, 'ServiceUnavailableException'),
     );
 
     const failure = expectFailure(await gateway(gatewayRequest()));
 
-    expect(failure.error.name).toBe('ModelCallError');
+    expect(failure.error.name).toBe('AllTargetsFailedError');
     expect(failure.error.errorCode).toBe('ServiceUnavailableException');
+    expect(server.requests.map((request) => request.region)).toEqual([
+      'us-east-1',
+      'us-east-1',
+      'us-west-2',
+      'us-west-2',
+    ]);
     expect(server.pending()).toBe(0);
   });
 

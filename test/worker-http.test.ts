@@ -327,7 +327,7 @@ describe('realtime request handling', () => {
     harness.bedrock.script(errorResponse(500, 'InternalServerException'));
     const result = await invoke(openUrl, { message: 'Hi' });
     expect(result.status).toBe(502);
-    expect(result.json.error.name).toBe('ModelCallError');
+    expect(result.json.error.name).toBe('AllTargetsFailedError');
     expect(result.json.error.requestId).toBe(result.headers[REQUEST_ID_HEADER]);
   });
 

@@ -303,7 +303,7 @@ describe('tool calls', () => {
 describe('model errors', () => {
   test.each([
     [400, 'ValidationException', 'InvalidRequestError', 400],
-    [500, 'InternalServerException', 'ModelCallError', 502],
+    [500, 'InternalServerException', 'AllTargetsFailedError', 502],
   ])('a Bedrock %i %s reaches the caller as %s', async (status, errorType, name, statusCode) => {
     harness.bedrock.script(errorResponse(status, errorType));
     const sessionId = `error-${status}`;

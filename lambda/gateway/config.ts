@@ -11,8 +11,36 @@ const agentSchema = z.strictObject({
   maxTokensPerCall: z.number().int().positive(),
 });
 
+const positiveMs = z.number().int().positive();
+
+const clientSchema = z.strictObject({
+  connectTimeoutMs: positiveMs.optional(),
+  firstByteTimeoutMs: positiveMs.optional(),
+  attemptTimeoutMs: positiveMs.optional(),
+  sdkMaxAttempts: z.number().int().min(1).max(10).optional(),
+  requestDeadlineMs: positiveMs.optional(),
+});
+
+const breakerSchema = z.strictObject({
+  failureThreshold: z.number().int().min(1).optional(),
+  cooldownSeconds: z.number().positive().optional(),
+  // 0 turns the cache off, so every request reads the state table.
+  cacheTtlMs: z.number().int().min(0).optional(),
+});
+
+// Version pattern of GuardrailConfiguration in the Bedrock Runtime API reference:
+// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_GuardrailConfiguration.html
+const guardrailSchema = z.strictObject({
+  id: z.string().min(1),
+  version: z.string().regex(/^(([1-9][0-9]{0,7})|(DRAFT))$/, 'must be DRAFT or a version number'),
+});
+
 const runtimeConfigSchema = z.strictObject({
   agents: z.record(z.string().min(1), agentSchema),
+  client: clientSchema.optional(),
+  breaker: breakerSchema.optional(),
+  stateTable: z.string().min(1).optional(),
+  guardrail: guardrailSchema.optional(),
 });
 
 /**

@@ -1,16 +1,16 @@
-import type {
-  GatewayErrorResponse,
-  GatewayResponse,
-  GatewayRuntimeConfig,
-} from '../shared/contracts';
-import { AgentStackError, ModelCallError } from '../shared/errors';
+import type { GatewayErrorResponse, GatewayResponse } from '../shared/contracts';
+import {
+  AgentStackError,
+  AllTargetsFailedError,
+  GuardrailBlockedError,
+  ModelCallError,
+} from '../shared/errors';
 import { Logger } from '../shared/logger';
-import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
-import { validateGatewayConfig } from './config';
 import { requireField, runSteps, type GatewayContext, type GatewayStep } from './pipeline';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
 import { resolveRouteStep } from './steps/route';
+import { createGatewayServices, type GatewayServicesOptions } from './services';
 import { validateStep } from './steps/validate';
 
 /**
@@ -39,26 +39,16 @@ export type GatewayHandler = (
   lambdaContext?: GatewayLambdaContext,
 ) => Promise<GatewayResponse | GatewayErrorResponse>;
 
-/** Settings of {@link createGatewayHandler}. */
-export interface GatewayHandlerOptions {
-  /** Agents with their routes and limits, validated when the handler is created. */
-  readonly config: GatewayRuntimeConfig;
-  /**
-   * Factory of the Bedrock client for a region. The handler calls it once per
-   * region and keeps the client for later requests.
-   * @default - createBedrockClient with the default credential chain
-   */
-  readonly clientForRegion?: ClientForRegion;
+/**
+ * Settings of {@link createGatewayHandler}: the shared services' settings,
+ * whose `config` is validated when the handler is created, plus these.
+ */
+export interface GatewayHandlerOptions extends GatewayServicesOptions {
   /**
    * Logger for the line written per request.
    * @default - a Logger writing to stdout at the LOG_LEVEL environment variable's level
    */
   readonly logger?: Logger;
-  /**
-   * Clock in epoch milliseconds, used for latencies and the deadline.
-   * @default Date.now
-   */
-  readonly now?: () => number;
   /**
    * Steps every request runs through.
    * @default DEFAULT_GATEWAY_STEPS
@@ -83,6 +73,8 @@ function logOutcome(context: GatewayContext, startedAt: number, error?: AgentSta
   const fields = {
     outcome: error === undefined ? 'success' : error.name,
     errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
+    layer: error instanceof GuardrailBlockedError ? error.layer : undefined,
+    failures: error instanceof AllTargetsFailedError ? error.failures : undefined,
     region: result?.target.region ?? context.route?.[0]?.region,
     modelId: result?.target.modelId ?? context.route?.[0]?.modelId,
     maxTokens: request?.maxTokens,
@@ -103,6 +95,7 @@ function logOutcome(context: GatewayContext, startedAt: number, error?: AgentSta
 }
 
 function toErrorResponse(error: AgentStackError, requestId: string): GatewayErrorResponse {
+  const guardrail = error instanceof GuardrailBlockedError ? error : undefined;
   return {
     ok: false,
     requestId,
@@ -110,8 +103,30 @@ function toErrorResponse(error: AgentStackError, requestId: string): GatewayErro
       name: error.name,
       message: error.message,
       errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
+      layer: guardrail?.layer,
+      policy: guardrail?.policy,
+      failures: error instanceof AllTargetsFailedError ? error.failures : undefined,
     },
   };
+}
+
+/**
+ * Returns the epoch milliseconds by which the request must end: the Lambda's
+ * remaining time less a margin, or `requestDeadlineMs` when that is sooner.
+ */
+function requestDeadline(
+  startedAt: number,
+  remainingMs: number | undefined,
+  requestDeadlineMs: number | undefined,
+): number | undefined {
+  const candidates: number[] = [];
+  if (remainingMs !== undefined) {
+    candidates.push(startedAt + remainingMs - RESPONSE_MARGIN_MS);
+  }
+  if (requestDeadlineMs !== undefined) {
+    candidates.push(startedAt + requestDeadlineMs);
+  }
+  return candidates.length === 0 ? undefined : Math.min(...candidates);
 }
 
 /**
@@ -120,14 +135,10 @@ function toErrorResponse(error: AgentStackError, requestId: string): GatewayErro
  * throws only on a bug, which Lambda then reports as a function error.
  */
 export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHandler {
-  const config = validateGatewayConfig(options.config, 'createGatewayHandler options.config');
-  const clientForRegion = cacheClientsByRegion(
-    options.clientForRegion ?? ((region) => createBedrockClient(region)),
-  );
+  const services = createGatewayServices(options, 'createGatewayHandler options.config');
+  const { clientSettings, now } = services;
   const baseLogger = options.logger ?? new Logger();
-  const now = options.now ?? Date.now;
   const steps = options.steps ?? DEFAULT_GATEWAY_STEPS;
-  const services = { config, clientForRegion, now };
 
   return async (event, lambdaContext) => {
     const startedAt = now();
@@ -139,8 +150,7 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
       session: readId(event, 'sessionId'),
     });
     const remainingMs = lambdaContext?.getRemainingTimeInMillis?.();
-    const deadline =
-      remainingMs === undefined ? undefined : startedAt + remainingMs - RESPONSE_MARGIN_MS;
+    const deadline = requestDeadline(startedAt, remainingMs, clientSettings.requestDeadlineMs);
     const context: GatewayContext = { event, requestId, deadline, services, logger };
 
     // Prompts may contain personal data, so they are logged only at debug level.

@@ -2,9 +2,16 @@ import { loadGatewayConfigFromEnv } from './config';
 import { createGatewayHandler, type GatewayHandler } from './handler';
 
 export * from './bedrock-client';
+export * from './breaker';
+export * from './breaker-store';
+export * from './breaker-table';
+export * from './classify';
 export { loadGatewayConfigFromEnv, validateGatewayConfig } from './config';
+export * from './failover';
 export * from './handler';
 export * from './pipeline';
+export * from './services';
+export * from './settings';
 
 let defaultHandler: GatewayHandler | undefined;
 

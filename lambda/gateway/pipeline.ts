@@ -9,6 +9,9 @@ import type {
   Usage,
 } from '../shared/contracts';
 import type { Logger } from '../shared/logger';
+import type { MetricsWriter } from '../shared/metrics';
+import type { CircuitBreaker } from './breaker';
+import type { ResolvedClientSettings } from './settings';
 
 /** A validated request whose `maxTokens` is resolved against the agent's limit. */
 export interface ResolvedGatewayRequest extends GatewayRequest {
@@ -28,6 +31,12 @@ export interface ModelCallResult {
 export interface GatewayServices {
   readonly config: GatewayRuntimeConfig;
   readonly clientForRegion: (region: string) => BedrockRuntimeClient;
+  /** Client settings with their defaults applied. */
+  readonly clientSettings: ResolvedClientSettings;
+  /** Circuit breakers of every target, shared by the requests of this instance. */
+  readonly breaker: CircuitBreaker;
+  /** Writer of the gateway's EMF metric lines. */
+  readonly metrics: MetricsWriter;
   /** Clock in epoch milliseconds, used for latencies and the deadline. */
   readonly now: () => number;
 }

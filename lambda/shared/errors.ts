@@ -62,7 +62,7 @@ export class ModelCallError extends AgentStackError {
 export interface TargetFailure {
   readonly region: string;
   readonly modelId: string;
-  /** Error name and message, or why the target was skipped. */
+  /** Error name and message, or the reason the target was skipped. */
   readonly cause: string;
 }
 

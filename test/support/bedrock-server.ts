@@ -40,6 +40,8 @@ export interface TextResponse extends ScriptedBase {
   readonly stopReason?: string;
   /** @default - 1 input token and 1 output token */
   readonly usage?: ScriptedUsage;
+  /** Converse `trace` member, sent as given, such as a guardrail trace. @default - none */
+  readonly trace?: unknown;
 }
 
 /** A response that requests a tool call, optionally after some text. */
@@ -129,6 +131,59 @@ export function errorResponse(
   return { type: 'error', status, errorType, ...options };
 }
 
+/** Settings of {@link guardrailResponse}. */
+export interface GuardrailResponseOptions {
+  /** Side the guardrail blocked: the request (`input`) or the model's output (`output`). */
+  readonly side: 'input' | 'output';
+  /**
+   * Assessment of the guardrail, in the wire shape of Bedrock's GuardrailAssessment.
+   * @default - a content filter of type PROMPT_ATTACK for input, VIOLENCE for output, BLOCKED
+   */
+  readonly assessment?: Record<string, unknown>;
+  /** @default 'loopbackguardrail' */
+  readonly guardrailId?: string;
+  /** Text the guardrail returns in place of the content. @default - a fixed refusal */
+  readonly text?: string;
+  /** @default 0 */
+  readonly delayMs?: number;
+}
+
+/**
+ * Builds the Converse response of a guardrail that intervened. It has stop
+ * reason `guardrail_intervened`, the guardrail's text as the output, and a
+ * guardrail trace. As in GuardrailTraceAssessment of the Bedrock Runtime API
+ * reference, the trace's `inputAssessment` maps the guardrail id to one
+ * assessment, and its `outputAssessments` maps the id to a list.
+ */
+export function guardrailResponse(options: GuardrailResponseOptions): TextResponse {
+  const filterType = options.side === 'input' ? 'PROMPT_ATTACK' : 'VIOLENCE';
+  const assessment = options.assessment ?? {
+    contentPolicy: {
+      filters: [
+        {
+          type: filterType,
+          confidence: 'HIGH',
+          filterStrength: 'HIGH',
+          action: 'BLOCKED',
+          detected: true,
+        },
+      ],
+    },
+  };
+  const id = options.guardrailId ?? 'loopbackguardrail';
+  const guardrail =
+    options.side === 'input'
+      ? { inputAssessment: { [id]: assessment } }
+      : { outputAssessments: { [id]: [assessment] }, modelOutput: ['(blocked model output)'] };
+  return {
+    type: 'text',
+    text: options.text ?? 'Sorry, the model cannot answer this question.',
+    stopReason: 'guardrail_intervened',
+    trace: { guardrail },
+    delayMs: options.delayMs,
+  };
+}
+
 /** Error type sent when a request arrives and the script is empty. */
 export const SCRIPT_EMPTY_ERROR_TYPE = 'LoopbackScriptEmptyException';
 
@@ -192,6 +247,7 @@ function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
     stopReason: response.type === 'toolUse' ? 'tool_use' : (response.stopReason ?? 'end_turn'),
     usage: usageOf(response.usage),
     metrics: { latencyMs: response.delayMs ?? 0 },
+    trace: response.type === 'text' ? response.trace : undefined,
   });
 }
 

@@ -78,6 +78,31 @@ async function waitUntilReady(client: DynamoDBClient, child: ChildProcess, outpu
   }
 }
 
+/**
+ * Creates a table with partition key `pk` alone, the key schema of the
+ * gateway's breaker state table, with TTL on `expiresAt`, which DynamoDB
+ * Local accepts but never acts on.
+ */
+export async function createPartitionKeyTable(
+  client: DynamoDBClient,
+  tableName: string,
+): Promise<void> {
+  await client.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    }),
+  );
+  await client.send(
+    new UpdateTimeToLiveCommand({
+      TableName: tableName,
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    }),
+  );
+}
+
 /** Starts DynamoDB Local and creates `tableName` with the AgentMemory key schema. */
 export async function startDynamoDbLocal(tableName = 'agent-memory'): Promise<DynamoDbLocal> {
   const port = await freePort();

@@ -3,33 +3,35 @@ import {
   type ConverseCommandInput,
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
-import type { ContentBlock, ConverseMessage, ModelTarget, Usage } from '../../shared/contracts';
+import type {
+  ContentBlock,
+  ConverseMessage,
+  GatewayGuardrail,
+  ModelTarget,
+  Usage,
+} from '../../shared/contracts';
+import { AgentStackError, ModelCallError } from '../../shared/errors';
+import { classifyModelError } from '../classify';
+import { callWithFailover } from '../failover';
+import { createFailoverReporter } from '../failover-report';
+import { converseGuardrailConfig, findGuardrailBlock } from '../guardrail';
 import {
-  AgentStackError,
-  InvalidRequestError,
-  ModelCallError,
-  TimeoutError,
-} from '../../shared/errors';
-import { requireField, type GatewayStep, type ResolvedGatewayRequest } from '../pipeline';
+  requireField,
+  type GatewayContext,
+  type GatewayStep,
+  type ModelCallResult,
+  type ResolvedGatewayRequest,
+} from '../pipeline';
+import { toTargetError } from '../target-errors';
 
-/** Next step for the caller, keyed by Bedrock exception name. */
-const NEXT_STEP_BY_ERROR: Record<string, string> = {
-  ThrottlingException: 'Retry later, or raise the Bedrock quota for this model and region.',
-  ServiceQuotaExceededException: 'Raise the Bedrock quota for this model and region.',
-  AccessDeniedException:
-    'Grant bedrock:InvokeModel on this model to the gateway role and enable access to ' +
-    'the model in the Bedrock console of this region.',
-  ResourceNotFoundException:
-    'Check the model id in the route, because it must exist in this region.',
-  ServiceUnavailableException: 'Retry later, or add a target in another region to the route.',
-  InternalServerException: 'Retry later, or add a target in another region to the route.',
-  ModelNotReadyException: 'Retry in a few seconds, once the model is ready.',
-};
-
-/** Builds the Converse input, passing content blocks through unchanged. */
+/**
+ * Builds the Converse input, passing content blocks through unchanged. With
+ * a guardrail the input carries its `guardrailConfig`, trace enabled.
+ */
 export function buildConverseInput(
   request: ResolvedGatewayRequest,
   target: ModelTarget,
+  guardrail?: GatewayGuardrail,
 ): ConverseCommandInput {
   // NOTE: binary members such as image bytes arrive as JSON, and nothing
   // converts base64 text to the Uint8Array the SDK expects for them yet.
@@ -52,6 +54,7 @@ export function buildConverseInput(
               },
             })),
           },
+    guardrailConfig: converseGuardrailConfig(guardrail),
   };
 }
 
@@ -69,42 +72,13 @@ function toContentBlocks(content: readonly object[] | undefined): ContentBlock[]
   });
 }
 
-/** Name of the error: the Bedrock exception name, or a Node.js code such as ECONNREFUSED. */
-function errorCodeOf(error: unknown): string {
-  if (!(error instanceof Error)) {
-    return 'UnknownError';
-  }
-  const code = (error as { code?: unknown }).code;
-  return error.name === 'Error' && typeof code === 'string' ? code : error.name;
-}
-
-/** Ends a message from another system with a full stop, so that the next sentence reads on. */
-function asSentence(text: string): string {
-  const trimmed = text.trim();
-  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
-}
-
 /** Maps an SDK or network error to the typed error the caller receives. */
 export function toGatewayError(
   error: unknown,
   target: ModelTarget,
   requestId: string,
 ): AgentStackError {
-  const call = `Bedrock Converse on model ${target.modelId} in ${target.region}`;
-  const code = errorCodeOf(error);
-  const detail = asSentence(error instanceof Error ? error.message : String(error));
-  if (code === 'ValidationException') {
-    return new InvalidRequestError(
-      `${call} rejected the request: ${detail} Fix the request, because sending it again ` +
-        'unchanged fails the same way.',
-      requestId,
-      { cause: error },
-    );
-  }
-  const nextStep = NEXT_STEP_BY_ERROR[code] ?? 'Retry later, and check the target if it persists.';
-  return new ModelCallError(`${call} failed with ${code}: ${detail} ${nextStep}`, requestId, code, {
-    cause: error,
-  });
+  return toTargetError(error, classifyModelError(error), target, requestId);
 }
 
 /** Returns `count` when it is a non-negative integer, else 0. */
@@ -144,55 +118,68 @@ function requireOutputMessage(
 }
 
 /**
- * Calls Bedrock Converse on the route's first target and stores the result.
- * The call is aborted at the request's deadline, so that the caller gets a
- * TimeoutError before Lambda stops the invocation.
+ * Calls Converse on one target and returns its result. A guardrail block is
+ * raised as GuardrailBlockedError, which does not fail over. The client's
+ * first-byte timeout is turned off for this call, because Converse sends
+ * its headers only after generation, and the failover loop's attempt
+ * timeout bounds the call instead.
+ */
+async function converseOnce(
+  context: GatewayContext,
+  request: ResolvedGatewayRequest,
+  target: ModelTarget,
+  signal: AbortSignal,
+): Promise<ModelCallResult> {
+  const { clientForRegion, config, now } = context.services;
+  const startedAt = now();
+  const input = buildConverseInput(request, target, config.guardrail);
+  const output = await clientForRegion(target.region).send(new ConverseCommand(input), {
+    abortSignal: signal,
+    requestTimeout: 0,
+  });
+  const blocked = findGuardrailBlock(output, config.guardrail, target, context.requestId);
+  if (blocked !== undefined) {
+    throw blocked;
+  }
+  return {
+    output: requireOutputMessage(output, target, context.requestId),
+    stopReason: output.stopReason ?? 'unknown',
+    usage: normalizeUsage(output.usage),
+    target,
+    latencyMs: Math.round(now() - startedAt),
+  };
+}
+
+/**
+ * Calls Bedrock Converse on the route's targets in order, failing over on
+ * throttling, server errors, timeouts and connection errors, and stores the
+ * result. The call is aborted at the request's deadline, so that the caller
+ * gets a TimeoutError before Lambda stops the invocation.
  */
 export const invokeModelStep: GatewayStep = {
   name: 'invoke-model',
   async run(context, next) {
     const request = requireField(context, 'request', this.name);
     const route = requireField(context, 'route', this.name);
-    const { clientForRegion, now } = context.services;
+    const { breaker, clientSettings, metrics, now } = context.services;
+    const onEvent = createFailoverReporter({
+      logger: context.logger,
+      metrics,
+      agent: request.agent,
+      requestId: context.requestId,
+    });
 
-    // NOTE: only the first target is called, because failover to later targets is not built.
-    const target = route[0];
-    const client = clientForRegion(target.region);
-    const startedAt = now();
-    const remainingMs = context.deadline === undefined ? undefined : context.deadline - startedAt;
-    if (remainingMs !== undefined && remainingMs <= 0) {
-      throw new TimeoutError(
-        `No time is left to call Bedrock before the gateway's Lambda timeout, because ` +
-          `the deadline passed ${-remainingMs} ms ago. Raise the gateway timeout.`,
-        context.requestId,
-      );
-    }
-
-    let output: ConverseCommandOutput;
-    try {
-      output = await client.send(new ConverseCommand(buildConverseInput(request, target)), {
-        abortSignal: remainingMs === undefined ? undefined : AbortSignal.timeout(remainingMs),
-      });
-    } catch (error) {
-      if (errorCodeOf(error) === 'AbortError' && remainingMs !== undefined) {
-        throw new TimeoutError(
-          `Bedrock Converse on model ${target.modelId} in ${target.region} did not finish ` +
-            `within the ${remainingMs} ms left before the gateway's Lambda timeout. ` +
-            'Raise the gateway timeout or lower maxTokens.',
-          context.requestId,
-          { cause: error },
-        );
-      }
-      throw toGatewayError(error, target, context.requestId);
-    }
-
-    context.result = {
-      output: requireOutputMessage(output, target, context.requestId),
-      stopReason: output.stopReason ?? 'unknown',
-      usage: normalizeUsage(output.usage),
-      target,
-      latencyMs: Math.round(now() - startedAt),
-    };
+    const { value } = await callWithFailover({
+      targets: route,
+      breaker,
+      requestId: context.requestId,
+      deadline: context.deadline,
+      attemptTimeoutMs: clientSettings.attemptTimeoutMs,
+      attempt: (target, signal) => converseOnce(context, request, target, signal),
+      onEvent,
+      now,
+    });
+    context.result = value;
     await next();
   },
 };

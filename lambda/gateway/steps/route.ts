@@ -5,7 +5,8 @@ export const resolveRouteStep: GatewayStep = {
   name: 'resolve-route',
   async run(context, next) {
     const agentConfig = requireField(context, 'agentConfig', this.name);
-    // NOTE: every target is kept, because no circuit breaker tracks failing targets yet.
+    // The invoke step, not this one, skips a target whose breaker is open, so
+    // that the skip and its reason appear among the failures it reports.
     context.route = agentConfig.route;
     await next();
   },

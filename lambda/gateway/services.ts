@@ -1,0 +1,74 @@
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { GatewayRuntimeConfig } from '../shared/contracts';
+import { MetricsWriter } from '../shared/metrics';
+import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
+import { CircuitBreaker } from './breaker';
+import { DynamoBreakerStore, createStateTableClient } from './breaker-table';
+import { validateGatewayConfig } from './config';
+import type { GatewayServices } from './pipeline';
+import { resolveBreakerSettings, resolveClientSettings } from './settings';
+
+/**
+ * Milliseconds a probe keeps its claim beyond the attempt timeout, so that
+ * the probe's result is written before another instance may claim it.
+ */
+export const PROBE_LEASE_MARGIN_MS = 1_000;
+
+/** Settings of {@link createGatewayServices}. */
+export interface GatewayServicesOptions {
+  /** Agents with their routes and limits, and the client, breaker and guardrail settings. */
+  readonly config: GatewayRuntimeConfig;
+  /**
+   * Factory of the Bedrock client for a region, called once per region.
+   * @default - createBedrockClient with the configuration's client settings
+   */
+  readonly clientForRegion?: ClientForRegion;
+  /**
+   * Writer of the EMF metric lines.
+   * @default - a MetricsWriter writing to stdout
+   */
+  readonly metrics?: MetricsWriter;
+  /**
+   * DynamoDB client for the breaker state table named by `config.stateTable`.
+   * @default - createStateTableClient(), in the function's own region
+   */
+  readonly stateTableClient?: DynamoDBDocumentClient;
+  /**
+   * Clock in epoch milliseconds.
+   * @default Date.now
+   */
+  readonly now?: () => number;
+}
+
+/**
+ * Validates the configuration and builds what every request of a handler
+ * shares: one Bedrock client per region, the circuit breakers and the
+ * metrics writer. `source` names the configuration in validation errors.
+ */
+export function createGatewayServices(
+  options: GatewayServicesOptions,
+  source: string,
+): GatewayServices {
+  const config = validateGatewayConfig(options.config, source);
+  const now = options.now ?? Date.now;
+  const clientSettings = resolveClientSettings(config);
+  const clientForRegion = cacheClientsByRegion(
+    options.clientForRegion ?? ((region, settings) => createBedrockClient(region, { settings })),
+    clientSettings,
+  );
+  const sharedStore =
+    config.stateTable === undefined
+      ? undefined
+      : new DynamoBreakerStore(
+          options.stateTableClient ?? createStateTableClient(),
+          config.stateTable,
+        );
+  const breaker = new CircuitBreaker({
+    settings: resolveBreakerSettings(config),
+    sharedStore,
+    probeLeaseMs: clientSettings.attemptTimeoutMs + PROBE_LEASE_MARGIN_MS,
+    now,
+  });
+  const metrics = options.metrics ?? new MetricsWriter({ now });
+  return { config, clientForRegion, clientSettings, breaker, metrics, now };
+}
