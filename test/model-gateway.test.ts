@@ -476,7 +476,7 @@ describe('runtime config', () => {
 });
 
 describe('gateway prop errors', () => {
-  const build = (props: Partial<ModelGatewayProps>) => () => new GatewayStack(props);
+  const build = (props: Partial<ModelGatewayProps> & { route?: ModelTarget[] }) => () => new GatewayStack(props);
 
   test('deadline at the timeout', () => {
     expect(build({ timeout: Duration.seconds(60), client: { requestDeadlineMs: 60_000 } })).toThrow(
