@@ -204,3 +204,73 @@ export interface GatewayErrorResponse {
     readonly failures?: readonly TargetFailure[];
   };
 }
+
+/** Content type of a streamed gateway response: one JSON event per line. */
+export const GATEWAY_STREAM_CONTENT_TYPE = 'application/x-ndjson';
+
+/**
+ * Payload of a streamed model call, sent with Lambda InvokeWithResponseStream.
+ * The gateway responds with {@link GatewayStreamEvent} lines. Without
+ * `stream: true` the gateway returns one {@link GatewayResponse} as before.
+ */
+export interface GatewayStreamRequest extends GatewayRequest {
+  readonly stream: true;
+}
+
+/** Token counts of a streamed call. */
+export interface StreamUsage extends Usage {
+  /**
+   * True when Bedrock reported no usage, because the stream ended early, so
+   * the counts are estimates from the length of the prompt and the output.
+   */
+  readonly estimated: boolean;
+}
+
+/**
+ * One line of a streamed gateway response, which is newline-delimited JSON
+ * in UTF-8. A successful stream is one `start`, then `delta` and `toolUse`
+ * events in the order the model generates them, one `stop`, and `usage` as
+ * the last line. A failed stream ends with one `error` line instead. An
+ * `error` without a `start` before it means that nothing was generated, and
+ * the gateway already tried every target it could. An `error` after `start`
+ * means that the content so far is incomplete.
+ */
+export type GatewayStreamEvent =
+  | {
+      readonly type: 'start';
+      readonly requestId: string;
+      /** The target that generates the content; failover happens only before this event. */
+      readonly target: ModelTarget;
+    }
+  | {
+      readonly type: 'delta';
+      /** Content block index in the output message. */
+      readonly index: number;
+      readonly text: string;
+    }
+  | {
+      /** A complete toolUse block, sent when its block ends, with the input parsed. */
+      readonly type: 'toolUse';
+      readonly index: number;
+      readonly toolUseId: string;
+      readonly name: string;
+      readonly input: unknown;
+    }
+  | {
+      readonly type: 'stop';
+      /** Converse stop reason: `end_turn`, `tool_use`, `max_tokens`, ... */
+      readonly stopReason: string;
+    }
+  | {
+      readonly type: 'usage';
+      readonly usage: StreamUsage;
+      /** Milliseconds from sending the call to the end of the stream. */
+      readonly latencyMs: number;
+    }
+  | {
+      readonly type: 'error';
+      readonly requestId: string;
+      readonly error: GatewayErrorResponse['error'];
+      /** Tokens spent before the failure, when content was generated. */
+      readonly usage?: StreamUsage;
+    };

@@ -9,7 +9,7 @@ import { TaskAbortedError, isAbortError } from './errors';
 import { normalizeHistory, textOf, toolUses, unansweredToolResults } from './history';
 import { SessionMemory } from './memory';
 import { taskMetricFields } from './metrics';
-import { ModelClient } from './model-client';
+import { ModelClient, ModelStreamListener } from './model-client';
 import { ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
 
 /** Calls of one tool with the same input that stop a task. */
@@ -88,12 +88,14 @@ function describeStop(reason: StopReason, limits: WorkerRuntimeConfig['limits'])
  * Runs one task to its end. Limits end the task with a stop reason rather
  * than an error; errors are failed model calls, failed memory access and an
  * abort through `signal`, which raises {@link TaskAbortedError} and saves
- * nothing.
+ * nothing. `listener` receives the stream events of every model call of the
+ * task, when the model client streams.
  */
 export async function runAgentTask(
   task: AgentTask,
   deps: AgentLoopDeps,
   signal?: AbortSignal,
+  listener?: ModelStreamListener,
 ): Promise<AgentResult> {
   const { config, model, tools, memory } = deps;
   const limits = config.limits;
@@ -158,6 +160,7 @@ export async function runAgentTask(
           maxTokens: Math.min(limits.maxTokensPerCall, remainingTokens),
         },
         taskSignal,
+        listener,
       );
     } catch (error) {
       if (!isAbortError(error) && !taskSignal.aborted) throw error;

@@ -1,6 +1,8 @@
 /**
  * The realtime agent's HTTP server. The load balancer forwards
  * `POST /agents/<name>/invoke` and health checks on `GET /agents/<name>/health`.
+ * An invoke request with `Accept: application/x-ndjson` gets its response
+ * streamed (see http-stream.ts), and any other gets one JSON body.
  */
 import { randomUUID } from 'crypto';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'http';
@@ -11,7 +13,9 @@ import { Logger } from '../shared/logger';
 import { AgentResult, AgentTask } from './agent-loop';
 import { Authenticator } from './auth';
 import { InternalError, MethodNotAllowedError, NotFoundError, TaskAbortedError } from './errors';
+import { acceptsStream, streamTaskResponse } from './http-stream';
 import { SESSION_ID_PATTERN } from './memory';
+import { ModelStreamListener } from './model-client';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -25,7 +29,12 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 export interface RealtimeServerDeps {
   readonly config: WorkerRuntimeConfig;
   readonly authenticator: Authenticator;
-  readonly runTask: (task: AgentTask, signal: AbortSignal) => Promise<AgentResult>;
+  /** Runs a task; `listener` is given when the caller asked for a streamed response. */
+  readonly runTask: (
+    task: AgentTask,
+    signal: AbortSignal,
+    listener?: ModelStreamListener,
+  ) => Promise<AgentResult>;
   readonly logger: Logger;
 }
 
@@ -165,10 +174,14 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
       if (!res.writableFinished) cancel.abort();
     });
     const sessionId = input.sessionId ?? randomUUID();
-    const result = await deps.runTask(
-      { requestId, userId, sessionId, message: input.message },
-      cancel.signal,
-    );
+    const task = { requestId, userId, sessionId, message: input.message };
+    if (acceptsStream(req.headers)) {
+      await streamTaskResponse(res, task, (listener) =>
+        deps.runTask(task, cancel.signal, listener),
+      );
+      return;
+    }
+    const result = await deps.runTask(task, cancel.signal);
     sendJson(res, 200, {
       sessionId: result.sessionId,
       output: result.output,

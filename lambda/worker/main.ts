@@ -12,9 +12,10 @@ import { AgentLoopDeps, AgentTask, runAgentTask } from './agent-loop';
 import { createAuthenticator } from './auth-factory';
 import { startRealtimeServer } from './http-server';
 import { DynamoSessionMemory } from './memory';
-import { GatewayModelClient } from './model-client';
+import { ModelStreamListener } from './model-client';
 import { QueueConsumer } from './queue-consumer';
 import { WorkerSettings, readWorkerSettings } from './settings';
+import { StreamingGatewayModelClient } from './stream-client';
 import { TaskProtection } from './task-protection';
 import { ToolRunner } from './tools';
 
@@ -44,12 +45,14 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
   const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const deps: AgentLoopDeps = {
     config,
-    model: new GatewayModelClient(lambda, settings.gatewayFunction),
+    // Streams only for a listener, which the realtime server passes on a streamed request.
+    model: new StreamingGatewayModelClient(lambda, settings.gatewayFunction),
     tools: new ToolRunner(config.agent, config.tools, lambda),
     memory: new DynamoSessionMemory(dynamodb, settings.memoryTable, config.memoryTtlDays),
     logger,
   };
-  const runTask = (task: AgentTask, signal: AbortSignal) => runAgentTask(task, deps, signal);
+  const runTask = (task: AgentTask, signal: AbortSignal, listener?: ModelStreamListener) =>
+    runAgentTask(task, deps, signal, listener);
 
   if (config.mode === 'realtime') {
     const authenticator = createAuthenticator(config.auth, {

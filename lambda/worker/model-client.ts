@@ -4,13 +4,29 @@
  * and guardrails before it reaches a model.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { GatewayErrorResponse, GatewayRequest, GatewayResponse } from '../shared/contracts';
+import {
+  GatewayErrorResponse,
+  GatewayRequest,
+  GatewayResponse,
+  GatewayStreamEvent,
+} from '../shared/contracts';
 import { AgentStackError, ModelCallError, errorFromResponse } from '../shared/errors';
 import { isAbortError } from './errors';
 
-/** Sends one Converse request and returns the model's turn. */
+/** Receives the events of a streamed model call as they arrive. */
+export type ModelStreamListener = (event: GatewayStreamEvent) => void;
+
+/**
+ * Sends one Converse request and returns the model's turn. A client that
+ * can stream passes the events to `listener` while the turn is generated;
+ * one that cannot ignores it.
+ */
 export interface ModelClient {
-  converse(request: GatewayRequest, signal?: AbortSignal): Promise<GatewayResponse>;
+  converse(
+    request: GatewayRequest,
+    signal?: AbortSignal,
+    listener?: ModelStreamListener,
+  ): Promise<GatewayResponse>;
 }
 
 /** Decodes a Lambda response payload; an empty payload decodes to undefined. */

@@ -1,12 +1,19 @@
 /**
- * Loopback server that speaks the Lambda Invoke API, so that code under test
- * calls handlers through the real `@aws-sdk/client-lambda`. Handlers run in
- * this process. Point a client at `endpoint` with the `endpoint` option or
- * `AWS_ENDPOINT_URL_LAMBDA`.
+ * Loopback server that speaks the Lambda Invoke and InvokeWithResponseStream
+ * APIs, so that code under test calls handlers through the real
+ * `@aws-sdk/client-lambda`. Handlers run in this process. Point a client at
+ * `endpoint` with the `endpoint` option or `AWS_ENDPOINT_URL_LAMBDA`.
  */
 import { randomUUID } from 'crypto';
 import { IncomingMessage, ServerResponse, createServer } from 'http';
 import { AddressInfo } from 'net';
+import { Writable } from 'stream';
+import {
+  serveResultAsStream,
+  serveStreamedInvocation,
+  type LocalStreamingHandler,
+  type StreamedInvocationOptions,
+} from './lambda-stream';
 
 /** The parts of the Lambda context object that the project's handlers read. */
 export interface LocalLambdaContext {
@@ -27,6 +34,14 @@ export interface RecordedInvocation {
   readonly payload: unknown;
   /** `Unhandled` when the handler threw. */
   readonly functionError?: string;
+  /** True when the call came through InvokeWithResponseStream. */
+  readonly streamed?: boolean;
+}
+
+/** Options of {@link LambdaServer.registerStreaming}. */
+export interface StreamingRegistration extends Pick<StreamedInvocationOptions, 'maxChunkBytes'> {
+  /** @default 60_000 */
+  readonly timeoutMs?: number;
 }
 
 export interface LambdaServer {
@@ -34,10 +49,50 @@ export interface LambdaServer {
   readonly invocations: RecordedInvocation[];
   /** Registers `handler` under `functionName`, replacing any earlier one. */
   register(functionName: string, handler: LocalHandler, options?: { timeoutMs?: number }): void;
+  /**
+   * Registers a response streaming handler, the function that Lambda's
+   * `awslambda.streamifyResponse` wraps, replacing any earlier one. Invoke
+   * returns what it wrote as one payload, and InvokeWithResponseStream
+   * streams each write as it happens.
+   */
+  registerStreaming(
+    functionName: string,
+    handler: LocalStreamingHandler<LocalLambdaContext>,
+    options?: StreamingRegistration,
+  ): void;
   close(): Promise<void>;
 }
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
+// Path of InvokeWithResponseStream, per the Lambda API reference:
+// https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html
+const STREAM_PATH = /^\/2021-11-15\/functions\/([^/]+)\/response-streaming-invocations$/;
+
+type Entry =
+  | { readonly kind: 'buffered'; readonly handler: LocalHandler; readonly timeoutMs: number }
+  | {
+      readonly kind: 'streaming';
+      readonly handler: LocalStreamingHandler<LocalLambdaContext>;
+      readonly timeoutMs: number;
+      readonly maxChunkBytes?: number;
+    };
+
+/** Runs a streaming handler for a plain Invoke and returns what it wrote, as Lambda buffers it. */
+async function collectStreamed(
+  handler: LocalStreamingHandler<LocalLambdaContext>,
+  payload: unknown,
+  context: LocalLambdaContext,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const responseStream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk);
+      done();
+    },
+  });
+  await handler(payload as never, responseStream, context);
+  return Buffer.concat(chunks);
+}
 
 /** Reads the function name from a name, a partial ARN or a full ARN, as Lambda does. */
 function functionNameOf(raw: string): string {
@@ -76,11 +131,13 @@ function sendError(res: ServerResponse, status: number, type: string, message: s
 }
 
 export async function startLambdaServer(): Promise<LambdaServer> {
-  const handlers = new Map<string, { handler: LocalHandler; timeoutMs: number }>();
+  const handlers = new Map<string, Entry>();
   const invocations: RecordedInvocation[] = [];
 
   const server = createServer(async (req, res) => {
-    const match = INVOKE_PATH.exec((req.url ?? '').split('?')[0]);
+    const path = (req.url ?? '').split('?')[0];
+    const streamMatch = STREAM_PATH.exec(path);
+    const match = INVOKE_PATH.exec(path) ?? streamMatch;
     const text = await readBody(req);
     if (req.method !== 'POST' || !match) {
       sendError(
@@ -116,11 +173,18 @@ export async function startLambdaServer(): Promise<LambdaServer> {
       functionName,
       getRemainingTimeInMillis: () => Math.max(0, entry.timeoutMs - (Date.now() - started)),
     };
+    if (streamMatch !== null) {
+      await serveStream(res, entry, payload, context);
+      return;
+    }
     try {
-      const result = await entry.handler(payload as never, context);
-      invocations.push({ functionName, payload });
       // Lambda serializes an undefined result as null.
-      send(res, 200, JSON.stringify(result ?? null), { 'x-amz-executed-version': '$LATEST' });
+      const body =
+        entry.kind === 'streaming'
+          ? (await collectStreamed(entry.handler, payload, context)).toString('utf8')
+          : JSON.stringify((await entry.handler(payload as never, context)) ?? null);
+      invocations.push({ functionName, payload });
+      send(res, 200, body, { 'x-amz-executed-version': '$LATEST' });
     } catch (error) {
       invocations.push({ functionName, payload, functionError: 'Unhandled' });
       const { name, message } = error instanceof Error ? error : new Error(String(error));
@@ -130,6 +194,29 @@ export async function startLambdaServer(): Promise<LambdaServer> {
       });
     }
   });
+
+  /** Serves InvokeWithResponseStream, sending a buffered handler's result as one PayloadChunk. */
+  async function serveStream(
+    res: ServerResponse,
+    entry: Entry,
+    payload: unknown,
+    context: LocalLambdaContext,
+  ): Promise<void> {
+    const { functionName } = context;
+    if (entry.kind === 'streaming') {
+      const run = (stream: Writable) => entry.handler(payload as never, stream, context);
+      const { maxChunkBytes } = entry;
+      const { error } = await serveStreamedInvocation(res, run, { maxChunkBytes });
+      const functionError = error === undefined ? undefined : 'Unhandled';
+      invocations.push({ functionName, payload, functionError, streamed: true });
+      return;
+    }
+    const run = async () => entry.handler(payload as never, context);
+    const { error } = await serveResultAsStream(res, run);
+    const functionError = error === undefined ? undefined : 'Unhandled';
+    invocations.push({ functionName, payload, functionError, streamed: true });
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
 
@@ -137,7 +224,19 @@ export async function startLambdaServer(): Promise<LambdaServer> {
     endpoint: `http://127.0.0.1:${port}`,
     invocations,
     register(functionName, handler, options = {}) {
-      handlers.set(functionName, { handler, timeoutMs: options.timeoutMs ?? 60_000 });
+      handlers.set(functionName, {
+        kind: 'buffered',
+        handler,
+        timeoutMs: options.timeoutMs ?? 60_000,
+      });
+    },
+    registerStreaming(functionName, handler, options = {}) {
+      handlers.set(functionName, {
+        kind: 'streaming',
+        handler,
+        timeoutMs: options.timeoutMs ?? 60_000,
+        maxChunkBytes: options.maxChunkBytes,
+      });
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
