@@ -53,11 +53,11 @@ export const DEFAULT_COOLDOWN_SECONDS = 30;
 
 /**
  * Milliseconds an instance trusts breaker state it read from the state table.
- * One read per target and instance per second bounds the table's load at
- * any request rate, and a breaker change reaches every instance within that
- * second.
+ * One read per target and instance every two seconds bounds the table's load
+ * at any request rate, and a breaker change reaches every instance within
+ * two seconds. The ModelGateway construct's default is the same.
  */
-export const DEFAULT_BREAKER_CACHE_TTL_MS = 1_000;
+export const DEFAULT_BREAKER_CACHE_TTL_MS = 2_000;
 
 /** Client settings with every default applied. */
 export interface ResolvedClientSettings extends Omit<GatewayClientSettings, 'requestDeadlineMs'> {
