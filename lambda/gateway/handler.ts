@@ -6,7 +6,13 @@ import {
   ModelCallError,
 } from '../shared/errors';
 import { Logger } from '../shared/logger';
-import { requireField, runSteps, type GatewayContext, type GatewayStep } from './pipeline';
+import {
+  requireField,
+  runSteps,
+  type GatewayContext,
+  type GatewayServices,
+  type GatewayStep,
+} from './pipeline';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
 import { resolveRouteStep } from './steps/route';
@@ -54,6 +60,13 @@ export interface GatewayHandlerOptions extends GatewayServicesOptions {
    * @default DEFAULT_GATEWAY_STEPS
    */
   readonly steps?: readonly GatewayStep[];
+  /**
+   * Services built with createGatewayServices, so that the buffered and the
+   * streaming handler of one function share clients and circuit breakers.
+   * When set, the other service settings are not read.
+   * @default - built from the other settings
+   */
+  readonly services?: GatewayServices;
 }
 
 const MAX_LOGGED_ID_CHARS = 128;
@@ -135,7 +148,8 @@ function requestDeadline(
  * throws only on a bug, which Lambda then reports as a function error.
  */
 export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHandler {
-  const services = createGatewayServices(options, 'createGatewayHandler options.config');
+  const services =
+    options.services ?? createGatewayServices(options, 'createGatewayHandler options.config');
   const { clientSettings, now } = services;
   const baseLogger = options.logger ?? new Logger();
   const steps = options.steps ?? DEFAULT_GATEWAY_STEPS;
