@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -118,6 +118,13 @@ export class AgentStack extends Stack {
       });
     }
 
+    if (realtime.length === 0 && config.endpoint) {
+      Annotations.of(this).addWarningV2(
+        'cdk-agent-stack:unusedEndpoint',
+        'The config sets endpoint, but no agent is realtime, so no load balancer is created; remove endpoint or add a realtime agent.',
+      );
+    }
+
     // Create one service per agent, with its tools.
     const cluster = new ecs.Cluster(this, 'Cluster', {
       vpc: this.network.vpc,
@@ -185,7 +192,14 @@ export class AgentStack extends Stack {
    * CDK never looks them up, and otherwise the zones the CDK determines.
    */
   override get availabilityZones(): string[] {
-    return this.config?.availabilityZones ?? super.availabilityZones;
+    if (this.config?.availabilityZones) return this.config.availabilityZones;
+    // Without an account the CDK offers only two zones, so network.maxAzs
+    // above 2 takes the zones from CloudFormation at deploy time. The
+    // region must then have that many zones, or the deployment fails.
+    if (this.config && this.config.account === undefined) {
+      return Array.from({ length: this.config.network.maxAzs }, (_, i) => Fn.select(i, Fn.getAzs()));
+    }
+    return super.availabilityZones;
   }
 
   private endpointAuth(auth: AuthConfig): EndpointAuth {

@@ -160,6 +160,13 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
   if (realtime.length > 0 && config.endpoint === undefined) {
     add(['endpoint'], `required because agent ${realtime[0].name} is realtime; set endpoint.auth`);
   }
+  const idleTimeout = config.endpoint?.idleTimeoutSeconds;
+  if (idleTimeout !== undefined && realtime.length > 0) {
+    const longest = Math.max(...realtime.map((agent) => agent.limits.taskTimeoutSeconds));
+    if (idleTimeout < longest + 5) {
+      add(['endpoint', 'idleTimeoutSeconds'], `would cut off buffered answers of realtime agents whose taskTimeoutSeconds is ${longest}; use at least ${longest + 5} or leave it unset`, idleTimeout);
+    }
+  }
   const auth = config.endpoint?.auth;
   if (auth && (auth.type === 'cognito' || auth.type === 'oidc') && !config.endpoint?.certificateArn) {
     add(['endpoint', 'certificateArn'], `required with auth type ${auth.type}, because the load balancer authenticates only on HTTPS listeners`);

@@ -465,6 +465,31 @@ describe('agent stack from the example config', () => {
       annotations.hasNoWarning('*', Match.stringLikeRegexp('cdk-agent-stack:noAuth'));
     });
 
+    test('endpoint without realtime agents warns', () => {
+      const worker: AgentStackConfigInput = {
+        region: 'us-east-1',
+        endpoint: { auth: { type: 'none' } },
+        routes: { main: [{ region: 'us-east-1', modelId: 'amazon.nova-lite-v1:0' }] },
+        agents: [{ name: 'worker', mode: 'background', systemPrompt: 'Summarize the task.', route: 'main' }],
+      };
+      const workerStack = new AgentStack(new App({ context: NO_BUNDLING }), 'WorkerStack', { config: worker });
+
+      Annotations.fromStack(workerStack).hasWarning('/WorkerStack', Match.stringLikeRegexp('cdk-agent-stack:unusedEndpoint'));
+      Template.fromStack(workerStack).resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 0);
+    });
+
+    test('maxAzs above two without account', () => {
+      const wide: AgentStackConfigInput = {
+        region: 'us-east-1',
+        network: { maxAzs: 3 },
+        routes: { main: [{ region: 'us-east-1', modelId: 'amazon.nova-lite-v1:0' }] },
+        agents: [{ name: 'worker', mode: 'background', systemPrompt: 'Summarize the task.', route: 'main' }],
+      };
+      const wideStack = new AgentStack(new App({ context: NO_BUNDLING }), 'WideStack', { config: wide });
+
+      Template.fromStack(wideStack).resourceCountIs('AWS::EC2::Subnet', 6);
+    });
+
     test('auth none warns', () => {
       const demo: AgentStackConfigInput = {
         region: 'us-east-1',

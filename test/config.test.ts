@@ -260,6 +260,16 @@ describe('config rejection', () => {
     expect(error.issues.map((i) => i.path).sort()).toEqual(['$.agents[1].queue.retention', '$.regoin']);
   });
 
+  test('idle timeout below a realtime task', () => {
+    const error = rejectionOf((c) => {
+      c.endpoint.idleTimeoutSeconds = 60;
+    });
+    const line = lineFor(error, '$.endpoint.idleTimeoutSeconds');
+
+    expect(line).toContain('use at least 125');
+    expect(line).toContain('(got 60)');
+  });
+
   test('wrong type for a number', () => {
     const error = rejectionOf((c) => {
       c.agents[0].limits.memoryMiB = '1024';
