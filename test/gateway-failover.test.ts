@@ -119,6 +119,17 @@ describe('failover to next target', () => {
     expect(failed?.kind).toBe('timeout');
   });
 
+  test('first-byte timeout spares buffered calls', async () => {
+    const client = { ...CLIENT, firstByteTimeoutMs: 100, attemptTimeoutMs: 2_000 };
+    const gateway = gateways.create({ config: { ...CONFIG, client } });
+    servers[EAST].script(textResponse('Paris.', { delayMs: 400 }));
+
+    const response = expectSuccess(await gateway.handle(gatewayRequest('support')));
+
+    expect(response.target.region).toBe(EAST);
+    expect(servers[WEST].requests).toHaveLength(0);
+  });
+
   test('refused connection moves on', async () => {
     const closedEndpoint = `http://127.0.0.1:${await freePort()}`;
     const gateway = gateways.create({ config: CONFIG, endpoints: { [EAST]: closedEndpoint } });
