@@ -158,8 +158,12 @@ export async function callWithFailover<T>(
           }
         : classify(error);
       if (!classification.failover) {
-        // The target responded, so its breaker counts it as reachable.
-        await breaker.recordSuccess(target, decision, onEvent);
+        // A target that responded, even with an error, counts as reachable. An
+        // abort or an unrecognised error tells nothing about the target, so the
+        // breaker is left alone, and a probe it ended lets its lease run out.
+        if (classification.kind !== 'aborted' && classification.kind !== 'unknown') {
+          await breaker.recordSuccess(target, decision, onEvent);
+        }
         throw toTargetError(error, classification, target, requestId);
       }
       lastCode = classification.code;
@@ -174,7 +178,7 @@ export async function callWithFailover<T>(
 
   throw new AllTargetsFailedError(
     `No target of the route could serve the model call: ${formatTargets(failures)}. ` +
-      'Retry later; if it persists, add a target in another region or fix the failing ones.',
+      'Retry later. If it persists, add a target in another region or fix the failing ones.',
     requestId,
     lastCode,
     failures,
