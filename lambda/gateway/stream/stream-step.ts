@@ -187,6 +187,8 @@ export function createConverseStreamStep(
           throw blocked;
         }
       } catch (error) {
+        // NOTE: a failure after the first content does not count against the
+        // target's circuit breaker, which recorded the attempt as a success.
         failure = toStreamError(error, context, writer.signal, target);
         throw failure;
       } finally {
