@@ -153,7 +153,7 @@ describe('gateway streaming', () => {
     const endedWhilePaused = writable.writableEnded;
     const framesWhilePaused = primary.streams[0].framesSent;
     held.open();
-    await done;
+    await within(done, 5_000, 'the end of the stream');
 
     expect(typesWhilePaused).toEqual(['start', 'delta']);
     expect(endedWhilePaused).toBe(false);
