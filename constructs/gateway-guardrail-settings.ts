@@ -185,6 +185,14 @@ export interface ExistingGuardrail {
   readonly guardrailId: string;
   /** Published version number, such as `3`. `DRAFT` is accepted with a synth warning. */
   readonly guardrailVersion: string;
+  /**
+   * Region the guardrail exists in. The gateway names the guardrail in calls
+   * to targets in this region and applies it with ApplyGuardrail there for
+   * targets in any other region.
+   *
+   * @default - the stack's region
+   */
+  readonly guardrailRegion?: string;
 }
 
 /** Guardrail settings with every default applied. */

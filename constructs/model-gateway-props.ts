@@ -156,14 +156,16 @@ export interface ModelGatewayProps {
    * The guardrail applied to every model call: settings for a guardrail the
    * gateway creates, or `{ guardrailId, guardrailVersion }` of an existing
    * one. The gateway is granted `bedrock:ApplyGuardrail` on it either way.
-   * An existing guardrail must be in the stack's account and region, and
-   * when a customer managed key encrypts it, grant the gateway role
-   * `kms:Decrypt` on that key yourself.
+   * An existing guardrail must be in the stack's account, and in the
+   * stack's region unless `guardrailRegion` names another. When a customer
+   * managed key encrypts it, grant the gateway role `kms:Decrypt` on that
+   * key yourself.
    *
-   * NOTE: a guardrail exists in one region. A Converse call sent to a
-   * target in another region that names it fails with a ValidationException
-   * (the guardrail "does not exist"), so the runtime must apply it to such
-   * calls with ApplyGuardrail in the stack's region instead.
+   * A guardrail exists in one region, and a Converse call to a target in
+   * another region that names it fails with a ValidationException (the
+   * guardrail "does not exist"). The gateway therefore names the guardrail
+   * only in calls to targets in its region, and checks the input and output
+   * of other calls with ApplyGuardrail in the guardrail's region.
    *
    * @default - a guardrail with HIGH content filters on prompts and
    * responses and HIGH prompt-attack filtering on prompts

@@ -36,6 +36,8 @@ const ENVIRONMENT_RESERVE_BYTES = 512;
 const MAX_TABLE_NAME_CHARS = 255;
 const MAX_GUARDRAIL_ID_CHARS = 64;
 const MAX_GUARDRAIL_VERSION_CHARS = 8;
+// Upper bound for a region name such as `ap-southeast-5`, counted when the region is a token.
+const MAX_REGION_CHARS = 32;
 
 /** Name of the alias that carries provisioned concurrency. */
 const ALIAS_NAME = 'live';
@@ -67,6 +69,8 @@ export class ModelGateway extends Construct {
   public readonly guardrailVersion: string;
   /** ARN of the guardrail the gateway applies. */
   public readonly guardrailArn: string;
+  /** Region of the guardrail the gateway applies. */
+  public readonly guardrailRegion: string;
   /** The alias with provisioned concurrency; undefined when provisionedConcurrency is 0. */
   public readonly alias?: lambda.Alias;
   /** The function or alias that callers invoke: the alias when there is one. */
@@ -112,7 +116,8 @@ export class ModelGateway extends Construct {
     if (guardrailProp !== undefined && isExistingGuardrail(guardrailProp)) {
       this.guardrailId = guardrailProp.guardrailId;
       this.guardrailVersion = guardrailProp.guardrailVersion;
-      this.guardrailArn = Stack.of(this).formatArn({ service: 'bedrock', resource: 'guardrail', resourceName: guardrailProp.guardrailId });
+      this.guardrailRegion = guardrailProp.guardrailRegion ?? Stack.of(this).region;
+      this.guardrailArn = Stack.of(this).formatArn({ service: 'bedrock', region: this.guardrailRegion, resource: 'guardrail', resourceName: guardrailProp.guardrailId });
       if (guardrailProp.guardrailVersion === 'DRAFT') {
         Annotations.of(this).addWarningV2(
           'cdk-agent-stack:guardrailDraft',
@@ -124,6 +129,7 @@ export class ModelGateway extends Construct {
       this.guardrailId = this.guardrail.guardrailId;
       this.guardrailVersion = this.guardrail.guardrailVersion;
       this.guardrailArn = this.guardrail.guardrailArn;
+      this.guardrailRegion = Stack.of(this).region;
     }
 
     // Grant Bedrock on exactly the configured targets and the guardrail.
@@ -137,7 +143,7 @@ export class ModelGateway extends Construct {
       client,
       breaker,
       stateTable: this.stateTable.tableName,
-      guardrail: { id: this.guardrailId, version: this.guardrailVersion },
+      guardrail: { id: this.guardrailId, version: this.guardrailVersion, region: this.guardrailRegion },
     };
     checkEnvironmentSize(runtimeConfig);
 
@@ -251,9 +257,10 @@ function validateProps(
   }
   const guardrail = props.guardrail;
   if (guardrail !== undefined && isExistingGuardrail(guardrail)) {
-    const settingKeys = Object.keys(guardrail).filter((key) => key !== 'guardrailId' && key !== 'guardrailVersion');
+    const existingKeys = ['guardrailId', 'guardrailVersion', 'guardrailRegion'];
+    const settingKeys = Object.keys(guardrail).filter((key) => !existingKeys.includes(key));
     if (settingKeys.length > 0) {
-      problems.push(`guardrail names an existing guardrail, which cannot be combined with ${settingKeys.join(', ')}; give either guardrailId and guardrailVersion or guardrail settings`);
+      problems.push(`guardrail names an existing guardrail, which cannot be combined with ${settingKeys.join(', ')}; give either guardrailId, guardrailVersion and optionally guardrailRegion, or guardrail settings`);
     }
     if (!Token.isUnresolved(guardrail.guardrailId) && !GUARDRAIL_ID.test(guardrail.guardrailId ?? '')) {
       problems.push(`guardrail.guardrailId must be 1 to 64 lower-case letters and digits (got ${JSON.stringify(guardrail.guardrailId)})`);
@@ -278,6 +285,7 @@ function checkEnvironmentSize(runtimeConfig: GatewayRuntimeConfig): void {
     guardrail: runtimeConfig.guardrail && {
       id: longest(runtimeConfig.guardrail.id, MAX_GUARDRAIL_ID_CHARS),
       version: longest(runtimeConfig.guardrail.version, MAX_GUARDRAIL_VERSION_CHARS),
+      region: longest(runtimeConfig.guardrail.region, MAX_REGION_CHARS),
     },
   };
   const environmentBytes = Buffer.byteLength(GATEWAY_ENV.config) + Buffer.byteLength(JSON.stringify(sized));

@@ -253,7 +253,7 @@ describe('every target failing', () => {
 describe('guardrail on Converse', () => {
   const guardedConfig: GatewayRuntimeConfig = {
     ...CONFIG,
-    guardrail: { id: 'gr1234abcd', version: '3' },
+    guardrail: { id: 'gr1234abcd', version: '3', region: EAST },
   };
 
   test('sends guardrail config with trace', async () => {

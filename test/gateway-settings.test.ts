@@ -101,7 +101,8 @@ describe('gateway configuration checks', () => {
     ['too many attempts', { client: { sdkMaxAttempts: 11 } }, 'client.sdkMaxAttempts'],
     ['unknown client field', { client: { retries: 3 } }, 'client'],
     ['empty state table', { stateTable: '' }, 'stateTable'],
-    ['guardrail version', { guardrail: { id: 'gr1', version: 'v1' } }, 'guardrail.version'],
+    ['guardrail version', { guardrail: { id: 'gr1', version: 'v1', region: 'us-east-1' } }, 'guardrail.version'],
+    ['missing guardrail region', { guardrail: { id: 'gr1', version: '1' } }, 'guardrail.region'],
   ])('rejects %s', (_case, settings, path) => {
     expect(() => validateGatewayConfig({ agents: AGENTS, ...settings }, 'test')).toThrow(
       new RegExp(`Invalid gateway configuration in test: ${path.replace('.', '\\.')}`),
@@ -120,7 +121,7 @@ describe('gateway configuration checks', () => {
       },
       breaker: { failureThreshold: 5, cooldownSeconds: 30, cacheTtlMs: 2_000 },
       stateTable: 'gateway-state',
-      guardrail: { id: 'gr1234abcd', version: 'DRAFT' },
+      guardrail: { id: 'gr1234abcd', version: 'DRAFT', region: 'us-east-1' },
     };
 
     expect(validateGatewayConfig(config, 'test')).toEqual(config);

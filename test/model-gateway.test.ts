@@ -215,7 +215,11 @@ describe('guardrail', () => {
   test('runtime applies the version', () => {
     const versionId = synth.stack.getLogicalId(synth.gateway.guardrail!.version);
 
-    expect(synth.runtimeConfig().guardrail).toEqual({ id: `\${${guardrailId}.GuardrailId}`, version: `\${${versionId}.Version}` });
+    expect(synth.runtimeConfig().guardrail).toEqual({
+      id: `\${${guardrailId}.GuardrailId}`,
+      version: `\${${versionId}.Version}`,
+      region: 'us-east-1',
+    });
   });
 
   test('new settings publish a new version', () => {
@@ -301,7 +305,15 @@ describe('company guardrail', () => {
   });
 
   test('runtime applies it', () => {
-    expect(synth.runtimeConfig().guardrail).toEqual({ id: 'companyguard01', version: '4' });
+    expect(synth.runtimeConfig().guardrail).toEqual({ id: 'companyguard01', version: '4', region: 'us-east-1' });
+  });
+
+  test('guardrail in another region', () => {
+    const other = new GatewayStack({ guardrail: { guardrailId: 'companyguard01', guardrailVersion: '4', guardrailRegion: 'eu-west-1' } });
+
+    expect(other.runtimeConfig().guardrail).toEqual({ id: 'companyguard01', version: '4', region: 'eu-west-1' });
+    expect(other.gateway.guardrailRegion).toBe('eu-west-1');
+    expect(other.statementsFor('bedrock:ApplyGuardrail')[0].Resource).toBe(arn(`eu-west-1:${ACCOUNT}:guardrail/companyguard01`));
   });
 
   test('draft version warns', () => {

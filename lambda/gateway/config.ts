@@ -33,6 +33,7 @@ const breakerSchema = z.strictObject({
 const guardrailSchema = z.strictObject({
   id: z.string().min(1),
   version: z.string().regex(/^(([1-9][0-9]{0,7})|(DRAFT))$/, 'must be DRAFT or a version number'),
+  region: z.string().min(1),
 });
 
 const runtimeConfigSchema = z.strictObject({

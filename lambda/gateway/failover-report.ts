@@ -1,4 +1,4 @@
-import type { ModelTarget } from '../shared/contracts';
+import type { GatewayRuntimeConfig, ModelTarget } from '../shared/contracts';
 import type { Logger } from '../shared/logger';
 import type { MetricsWriter } from '../shared/metrics';
 import type { BreakerEvent } from './breaker';
@@ -95,4 +95,35 @@ export function createFailoverReporter(options: FailoverReporterOptions): Failov
       reportBreaker(event);
     }
   };
+}
+
+/** Value of the `Agent` dimension for a payload whose agent is not configured. */
+export const UNKNOWN_AGENT = 'unknown';
+
+/** Settings of {@link putOutcomeMetric}. */
+export interface OutcomeMetricOptions {
+  readonly metrics: MetricsWriter;
+  readonly config: GatewayRuntimeConfig;
+  /** Agent named by the payload, which may be invalid. */
+  readonly agent: string | undefined;
+  /** `success`, or the name of the error that ended the request. */
+  readonly outcome: string;
+  readonly requestId: string;
+  /** Target that served or last tried the call, when one was chosen. */
+  readonly target?: ModelTarget;
+}
+
+/**
+ * Writes the metric `ModelCalls` (Count) for one finished request, with
+ * dimensions Agent and Outcome. An agent that is not configured is counted
+ * as `unknown`, so that invalid payloads cannot add dimension values.
+ */
+export function putOutcomeMetric(options: OutcomeMetricOptions): void {
+  const { metrics, config, agent, outcome, requestId, target } = options;
+  const configured = agent !== undefined && Object.hasOwn(config.agents, agent);
+  metrics.put(
+    { Agent: configured ? agent : UNKNOWN_AGENT, Outcome: outcome },
+    { ModelCalls: { value: 1, unit: 'Count' } },
+    { requestId, region: target?.region, modelId: target?.modelId },
+  );
 }

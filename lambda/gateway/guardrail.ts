@@ -32,29 +32,36 @@ function acted(entry: { action?: string }): boolean {
   return entry.action !== undefined && entry.action !== 'NONE';
 }
 
-/** Lists the policies that intervened in one assessment, such as `contentPolicy PROMPT_ATTACK`. */
-function interventions(assessment: GuardrailAssessment): string[] {
+/**
+ * Lists the policies that intervened in one assessment, such as
+ * `contentPolicy PROMPT_ATTACK`. `matches` selects the entries by their
+ * action, and by default every action other than NONE counts.
+ */
+export function interventions(
+  assessment: GuardrailAssessment,
+  matches: (entry: { action?: string }) => boolean = acted,
+): string[] {
   const found: string[] = [];
   for (const topic of assessment.topicPolicy?.topics ?? []) {
-    if (acted(topic)) found.push(`topicPolicy ${topic.name}`);
+    if (matches(topic)) found.push(`topicPolicy ${topic.name}`);
   }
   for (const filter of assessment.contentPolicy?.filters ?? []) {
-    if (acted(filter)) found.push(`contentPolicy ${filter.type}`);
+    if (matches(filter)) found.push(`contentPolicy ${filter.type}`);
   }
   for (const word of assessment.wordPolicy?.customWords ?? []) {
-    if (acted(word)) found.push('wordPolicy custom word');
+    if (matches(word)) found.push('wordPolicy custom word');
   }
   for (const list of assessment.wordPolicy?.managedWordLists ?? []) {
-    if (acted(list)) found.push(`wordPolicy ${list.type}`);
+    if (matches(list)) found.push(`wordPolicy ${list.type}`);
   }
   for (const entity of assessment.sensitiveInformationPolicy?.piiEntities ?? []) {
-    if (acted(entity)) found.push(`sensitiveInformationPolicy ${entity.type}`);
+    if (matches(entity)) found.push(`sensitiveInformationPolicy ${entity.type}`);
   }
   for (const regex of assessment.sensitiveInformationPolicy?.regexes ?? []) {
-    if (acted(regex)) found.push(`sensitiveInformationPolicy regex ${regex.name ?? ''}`.trim());
+    if (matches(regex)) found.push(`sensitiveInformationPolicy regex ${regex.name ?? ''}`.trim());
   }
   for (const filter of assessment.contextualGroundingPolicy?.filters ?? []) {
-    if (acted(filter)) found.push(`contextualGroundingPolicy ${filter.type}`);
+    if (matches(filter)) found.push(`contextualGroundingPolicy ${filter.type}`);
   }
   return found;
 }
@@ -70,13 +77,15 @@ function locateIntervention(output: ConverseCommandOutput): {
   policies: string[];
 } {
   const trace = output.trace?.guardrail;
-  const inputPolicies = Object.values(trace?.inputAssessment ?? {}).flatMap(interventions);
+  const inputPolicies = Object.values(trace?.inputAssessment ?? {}).flatMap((assessment) =>
+    interventions(assessment),
+  );
   if (inputPolicies.length > 0) {
     return { layer: 'guardrail input', policies: inputPolicies };
   }
   const outputPolicies = Object.values(trace?.outputAssessments ?? {})
     .flat()
-    .flatMap(interventions);
+    .flatMap((assessment) => interventions(assessment));
   if (outputPolicies.length > 0) {
     return { layer: 'guardrail output', policies: outputPolicies };
   }
@@ -100,6 +109,20 @@ export function findGuardrailBlock(
   // NOTE: a guardrail that only masks sensitive information may also stop
   // with guardrail_intervened, and that response is reported as a block too.
   const { layer, policies } = locateIntervention(output);
+  return guardrailBlockedError(guardrail, target, requestId, layer, policies);
+}
+
+/**
+ * Builds the GuardrailBlockedError for a block at `layer` by `policies`. The
+ * message names the guardrail, the side and the policies, never the blocked text.
+ */
+export function guardrailBlockedError(
+  guardrail: GatewayGuardrail | undefined,
+  target: ModelTarget,
+  requestId: string,
+  layer: GuardrailLayer,
+  policies: readonly string[],
+): GuardrailBlockedError {
   const policy = policies.length === 0 ? undefined : [...new Set(policies)].join(', ');
   const name =
     guardrail === undefined

@@ -13,6 +13,7 @@ import {
   type GatewayServices,
   type GatewayStep,
 } from './pipeline';
+import { putOutcomeMetric } from './failover-report';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
 import { resolveRouteStep } from './steps/route';
@@ -80,11 +81,20 @@ function readId(event: unknown, field: string): string | undefined {
   return typeof value === 'string' ? value.slice(0, MAX_LOGGED_ID_CHARS) : undefined;
 }
 
-/** Writes the one line that summarizes a request. */
+/** Writes the one line that summarizes a request, and counts its outcome as a metric. */
 function logOutcome(context: GatewayContext, startedAt: number, error?: AgentStackError): void {
   const { request, result } = context;
+  const outcome = error === undefined ? 'success' : error.name;
+  putOutcomeMetric({
+    metrics: context.services.metrics,
+    config: context.services.config,
+    agent: request?.agent ?? readId(context.event, 'agent'),
+    outcome,
+    requestId: context.requestId,
+    target: result?.target ?? context.route?.[0],
+  });
   const fields = {
-    outcome: error === undefined ? 'success' : error.name,
+    outcome,
     errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
     layer: error instanceof GuardrailBlockedError ? error.layer : undefined,
     failures: error instanceof AllTargetsFailedError ? error.failures : undefined,

@@ -72,6 +72,11 @@ export interface GatewayBreakerSettings {
 export interface GatewayGuardrail {
   readonly id: string;
   readonly version: string;
+  /**
+   * Region the guardrail exists in. Bedrock finds a guardrail only in its own
+   * region, so calls to targets elsewhere check content with ApplyGuardrail here.
+   */
+  readonly region: string;
 }
 
 /** Configuration of the gateway function, passed as JSON in its environment. */

@@ -16,6 +16,11 @@ import { callWithFailover } from '../failover';
 import { createFailoverReporter } from '../failover-report';
 import { converseGuardrailConfig, findGuardrailBlock } from '../guardrail';
 import {
+  createCrossRegionGuardrail,
+  namesGuardrailInline,
+  type CrossRegionGuardrail,
+} from '../guardrail-apply';
+import {
   requireField,
   type GatewayContext,
   type GatewayStep,
@@ -119,9 +124,11 @@ function requireOutputMessage(
 
 /**
  * Calls Converse on one target and returns its result. A guardrail block is
- * raised as GuardrailBlockedError, which does not fail over. The client's
- * first-byte timeout is turned off for this call, because Converse sends
- * its headers only after generation, and the failover loop's attempt
+ * raised as GuardrailBlockedError, which does not fail over. A target in the
+ * guardrail's region gets the guardrail in its `guardrailConfig`, and for
+ * any other target `crossRegion` checks the input and output instead. The
+ * client's first-byte timeout is turned off for this call, because Converse
+ * sends its headers only after generation, and the failover loop's attempt
  * timeout bounds the call instead.
  */
 async function converseOnce(
@@ -129,10 +136,13 @@ async function converseOnce(
   request: ResolvedGatewayRequest,
   target: ModelTarget,
   signal: AbortSignal,
+  crossRegion: CrossRegionGuardrail | undefined,
 ): Promise<ModelCallResult> {
   const { clientForRegion, config, now } = context.services;
   const startedAt = now();
-  const input = buildConverseInput(request, target, config.guardrail);
+  const remote = crossRegion !== undefined && !namesGuardrailInline(config.guardrail, target);
+  const sent = remote ? await crossRegion.checkInput(target, signal) : request;
+  const input = buildConverseInput(sent, target, remote ? undefined : config.guardrail);
   const output = await clientForRegion(target.region).send(new ConverseCommand(input), {
     abortSignal: signal,
     requestTimeout: 0,
@@ -141,8 +151,12 @@ async function converseOnce(
   if (blocked !== undefined) {
     throw blocked;
   }
+  let message = requireOutputMessage(output, target, context.requestId);
+  if (remote) {
+    message = await crossRegion.checkOutput(message, target, signal, true);
+  }
   return {
-    output: requireOutputMessage(output, target, context.requestId),
+    output: message,
     stopReason: output.stopReason ?? 'unknown',
     usage: normalizeUsage(output.usage),
     target,
@@ -161,7 +175,14 @@ export const invokeModelStep: GatewayStep = {
   async run(context, next) {
     const request = requireField(context, 'request', this.name);
     const route = requireField(context, 'route', this.name);
-    const { breaker, clientSettings, metrics, now } = context.services;
+    const { breaker, clientForRegion, clientSettings, config, metrics, now } = context.services;
+    const crossRegion = createCrossRegionGuardrail(
+      clientForRegion,
+      config.guardrail,
+      route,
+      request,
+      context.requestId,
+    );
     const onEvent = createFailoverReporter({
       logger: context.logger,
       metrics,
@@ -175,7 +196,7 @@ export const invokeModelStep: GatewayStep = {
       requestId: context.requestId,
       deadline: context.deadline,
       attemptTimeoutMs: clientSettings.attemptTimeoutMs,
-      attempt: (target, signal) => converseOnce(context, request, target, signal),
+      attempt: (target, signal) => converseOnce(context, request, target, signal, crossRegion),
       onEvent,
       now,
     });

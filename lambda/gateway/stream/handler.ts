@@ -12,6 +12,7 @@ import {
   type GatewayHandlerOptions,
   type GatewayLambdaContext,
 } from '../handler';
+import { putOutcomeMetric } from '../failover-report';
 import { runSteps, type GatewayServices, type GatewayStep } from '../pipeline';
 import { createGatewayServices } from '../services';
 import { resolveRouteStep } from '../steps/route';
@@ -137,15 +138,24 @@ function deadlineOf(
   return candidates.length === 0 ? undefined : Math.min(...candidates);
 }
 
-/** Writes the one line that summarizes a streamed request. */
+/** Writes the one line that summarizes a streamed request, and counts its outcome as a metric. */
 function logOutcome(
   context: StreamGatewayContext,
   startedAt: number,
   error?: AgentStackError,
 ): void {
   const usage = context.streamUsage;
+  const outcome = error === undefined ? 'success' : error.name;
+  putOutcomeMetric({
+    metrics: context.services.metrics,
+    config: context.services.config,
+    agent: context.request?.agent ?? readId(context.event, 'agent'),
+    outcome,
+    requestId: context.requestId,
+    target: usage?.target ?? context.route?.[0],
+  });
   const fields = {
-    outcome: error === undefined ? 'success' : error.name,
+    outcome,
     errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
     layer: error instanceof GuardrailBlockedError ? error.layer : undefined,
     failures: error instanceof AllTargetsFailedError ? error.failures : undefined,

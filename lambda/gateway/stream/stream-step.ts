@@ -5,6 +5,11 @@ import { classifyModelError } from '../classify';
 import { callWithFailover } from '../failover';
 import { createFailoverReporter } from '../failover-report';
 import { findGuardrailBlock } from '../guardrail';
+import {
+  createCrossRegionGuardrail,
+  namesGuardrailInline,
+  type CrossRegionGuardrail,
+} from '../guardrail-apply';
 import { requireField, type GatewayContext, type GatewayStep } from '../pipeline';
 import { toTargetError } from '../target-errors';
 import {
@@ -101,11 +106,14 @@ async function record(
  * Opens the stream on the first target that delivers content. Each attempt
  * ends at its first content event, so a target that fails before it moves
  * the call to the next target through the failover loop and its circuit
- * breakers, and the reader never sees it.
+ * breakers, and the reader never sees it. A target outside the guardrail's
+ * region gets no `guardrailConfig`, and `crossRegion` checks the input
+ * before its stream starts.
  */
 async function openOnRoute(
   context: GatewayContext,
   signal: AbortSignal,
+  crossRegion: CrossRegionGuardrail | undefined,
 ): Promise<OpenedStream> {
   const request = requireField(context, 'request', 'converse-stream');
   const route = requireField(context, 'route', 'converse-stream');
@@ -124,15 +132,14 @@ async function openOnRoute(
     // The attempt timeout bounds the time to the first content event, and the
     // client's first-byte timeout bounds the time to the response headers.
     attemptTimeoutMs: clientSettings.attemptTimeoutMs,
-    attempt: (target, attemptSignal) =>
-      openConverseStream(
-        clientForRegion(target.region),
-        request,
-        target,
-        AbortSignal.any([attemptSignal, signal]),
-        now,
-        config.guardrail,
-      ),
+    attempt: async (target, attemptSignal) => {
+      const callSignal = AbortSignal.any([attemptSignal, signal]);
+      const remote = crossRegion !== undefined && !namesGuardrailInline(config.guardrail, target);
+      const sent = remote ? await crossRegion.checkInput(target, callSignal) : request;
+      const client = clientForRegion(target.region);
+      const guardrail = remote ? undefined : config.guardrail;
+      return openConverseStream(client, sent, target, callSignal, now, guardrail);
+    },
     onEvent,
     now,
   });
@@ -155,18 +162,25 @@ export function createConverseStreamStep(
     name: 'converse-stream',
     async run(context: StreamGatewayContext, next) {
       const request = requireField(context, 'request', this.name);
-      const { config, now } = context.services;
+      const route = requireField(context, 'route', this.name);
+      const { clientForRegion, config, now } = context.services;
+      const crossRegion = createCrossRegionGuardrail(
+        clientForRegion,
+        config.guardrail,
+        route,
+        request,
+        context.requestId,
+      );
       // Aborted in `finally`, so that a stream left unread never keeps its connection open.
       const call = new AbortController();
       const signal = AbortSignal.any([writer.signal, call.signal]);
 
       let opened: OpenedStream;
       try {
-        opened = await openOnRoute(context, signal);
+        opened = await openOnRoute(context, signal, crossRegion);
       } catch (error) {
         call.abort();
-        const firstTarget = requireField(context, 'route', this.name)[0];
-        throw toStreamError(error, context, writer.signal, firstTarget);
+        throw toStreamError(error, context, writer.signal, route[0]);
       }
 
       const { target } = opened;
@@ -185,6 +199,17 @@ export function createConverseStreamStep(
         const blocked = findGuardrailBlock(output, config.guardrail, target, context.requestId);
         if (blocked !== undefined) {
           throw blocked;
+        }
+        if (crossRegion !== undefined && !namesGuardrailInline(config.guardrail, target)) {
+          // NOTE: the text was streamed before this check, and a block cannot
+          // recall it. The reader gets the error event last and must discard
+          // the output. A masked result is raised as a block for that reason.
+          const deadline = context.deadline;
+          const checkSignal =
+            deadline === undefined
+              ? signal
+              : AbortSignal.any([signal, AbortSignal.timeout(Math.max(0, deadline - now()))]);
+          await crossRegion.checkOutput(assembler.message(), target, checkSignal, false);
         }
       } catch (error) {
         // NOTE: a failure after the first content does not count against the
