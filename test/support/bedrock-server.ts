@@ -1,6 +1,6 @@
 /**
- * Loopback server that speaks the Bedrock Runtime Converse wire protocol
- * (restJson1 over HTTP/1.1), so that tests drive the real
+ * Loopback server that speaks the Bedrock Runtime wire protocol of Converse,
+ * ConverseStream and ApplyGuardrail (restJson1 over HTTP/1.1), so that tests drive the real
  * `@aws-sdk/client-bedrock-runtime` against scripted responses. Point a client
  * at `endpoint` with `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` or the `endpoint`
  * option, and give it a `NodeHttpHandler`, because this server does not
@@ -16,6 +16,11 @@ import {
   type StreamRecord,
   type StreamResponse,
 } from './bedrock-stream';
+import {
+  APPLY_GUARDRAIL_PATH,
+  applyGuardrailBody,
+  type ApplyGuardrailResponse,
+} from './bedrock-guardrail';
 
 /** Token counts reported with a response. `totalTokens` defaults to their sum. */
 export interface ScriptedUsage {
@@ -71,19 +76,31 @@ export interface ErrorResponse extends ScriptedBase {
  * converse-stream, text and tool-use responses are sent as event-stream
  * frames, one text delta per word, and errors as an HTTP error status.
  */
-export type ScriptedResponse = TextResponse | ToolUseResponse | ErrorResponse | StreamResponse;
+export type ScriptedResponse =
+  | TextResponse
+  | ToolUseResponse
+  | ErrorResponse
+  | StreamResponse
+  | ApplyGuardrailResponse;
 
-/** Operation named by the request path `/model/{modelId}/{operation}`. */
-export type BedrockOperation = 'converse' | 'converse-stream';
+/**
+ * Operation named by the request path: `/model/{modelId}/{operation}`, or
+ * `apply-guardrail` for `/guardrail/{id}/version/{version}/apply`.
+ */
+export type BedrockOperation = 'converse' | 'converse-stream' | 'apply-guardrail';
 
 /** A request the server received, for assertions. */
 export interface RecordedRequest {
   readonly method: string;
   readonly path: string;
-  /** Undefined when the path is not a Bedrock Runtime model operation. */
+  /** Undefined when the path is not an operation this server serves. */
   readonly operation?: BedrockOperation;
   /** Model id decoded from the path. */
   readonly modelId?: string;
+  /** Guardrail id decoded from an ApplyGuardrail path. */
+  readonly guardrailId?: string;
+  /** Guardrail version decoded from an ApplyGuardrail path. */
+  readonly guardrailVersion?: string;
   /** Region of the SigV4 credential scope in the Authorization header. */
   readonly region?: string;
   readonly headers: IncomingHttpHeaders;
@@ -229,8 +246,8 @@ function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
     sendError(res, response.status, response.errorType, message);
     return;
   }
-  if (response.type === 'stream') {
-    const message = 'A stream response was scripted, but the request is a Converse call.';
+  if (response.type === 'stream' || response.type === 'applyGuardrail') {
+    const message = `A ${response.type} response was scripted, but the request is a Converse call.`;
     sendError(res, 500, 'LoopbackScriptMismatchException', message);
     return;
   }
@@ -258,11 +275,24 @@ function renderStream(response: ScriptedResponse, res: ServerResponse, tools: Re
   }
 }
 
+/** Writes a scripted ApplyGuardrail result, or the error a scripted error response names. */
+function renderApplyGuardrail(response: ScriptedResponse, res: ServerResponse): void {
+  if (response.type === 'applyGuardrail') {
+    sendJson(res, 200, applyGuardrailBody(response));
+  } else if (response.type === 'error') {
+    renderConverse(response, res);
+  } else {
+    const message = `A ${response.type} response was scripted, but the request is ApplyGuardrail.`;
+    sendError(res, 500, 'LoopbackScriptMismatchException', message);
+  }
+}
+
 type Renderer = (response: ScriptedResponse, res: ServerResponse, tools: RenderTools) => void;
 
 const RENDERERS: Partial<Record<BedrockOperation, Renderer>> = {
   converse: renderConverse,
   'converse-stream': renderStream,
+  'apply-guardrail': renderApplyGuardrail,
 };
 
 function parseJson(text: string): unknown {
@@ -275,12 +305,16 @@ function parseJson(text: string): unknown {
 
 function recordRequest(method: string, path: string, headers: IncomingHttpHeaders, text: string) {
   const match = MODEL_PATH.exec(path);
+  const guardrail = APPLY_GUARDRAIL_PATH.exec(path);
   const scope = CREDENTIAL_SCOPE.exec(headers.authorization ?? '');
+  const operation = guardrail === null ? match?.[2] : 'apply-guardrail';
   return {
     method,
     path,
-    operation: match?.[2] as BedrockOperation | undefined,
+    operation: operation as BedrockOperation | undefined,
     modelId: match === null ? undefined : decodeURIComponent(match[1]),
+    guardrailId: guardrail === null ? undefined : decodeURIComponent(guardrail[1]),
+    guardrailVersion: guardrail === null ? undefined : decodeURIComponent(guardrail[2]),
     region: scope?.[1],
     headers,
     body: parseJson(text),
