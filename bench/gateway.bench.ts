@@ -35,13 +35,14 @@ const FAILOVER_MODES: readonly FailoverMode[] = [
   // backoff, so by estimate ten runs at once seldom delay each other by
   // more than a few milliseconds.
   {
+    sdkMaxAttempts: 2,
     concurrency: 10,
     warmup: { iterations: 10, maxSeconds: 5 },
     measured: { iterations: 300, maxSeconds: 25 },
   },
-  // Without a retry the run is pure gateway and loopback work, so runs go one at a time.
+  // Without a retry (the default) the run is pure gateway and loopback
+  // work, so runs go one at a time.
   {
-    sdkMaxAttempts: 1,
     concurrency: 1,
     warmup: { iterations: 20, maxSeconds: 3 },
     measured: { iterations: 300, maxSeconds: 15 },

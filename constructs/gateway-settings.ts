@@ -14,7 +14,7 @@ export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 10_000;
 /** Default time one buffered attempt may take in total. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 60_000;
 /** Default number of attempts the SDK makes on one target, the first included. */
-export const DEFAULT_SDK_MAX_ATTEMPTS = 2;
+export const DEFAULT_SDK_MAX_ATTEMPTS = 1;
 /** Largest margin kept between the request deadline and the Lambda timeout. */
 export const MAX_DEADLINE_MARGIN_MS = 5_000;
 

@@ -146,7 +146,7 @@ describe('config defaults', () => {
     ['gateway.client.connectTimeoutMs', () => config.gateway.client.connectTimeoutMs, 1_000],
     ['gateway.client.firstByteTimeoutMs', () => config.gateway.client.firstByteTimeoutMs, 10_000],
     ['gateway.client.attemptTimeoutMs', () => config.gateway.client.attemptTimeoutMs, 60_000],
-    ['gateway.client.sdkMaxAttempts', () => config.gateway.client.sdkMaxAttempts, 2],
+    ['gateway.client.sdkMaxAttempts', () => config.gateway.client.sdkMaxAttempts, 1],
     ['gateway.client.requestDeadlineMs', () => config.gateway.client.requestDeadlineMs, 115_000],
     ['gateway.breaker.failureThreshold', () => config.gateway.breaker.failureThreshold, 5],
     ['gateway.breaker.cooldownSeconds', () => config.gateway.breaker.cooldownSeconds, 30],
@@ -216,7 +216,7 @@ describe('config defaults', () => {
     const input = minimal();
     input.gateway = { timeoutSeconds };
 
-    expect(validateConfig(input).gateway.client).toEqual({ ...expected, sdkMaxAttempts: 2 });
+    expect(validateConfig(input).gateway.client).toEqual({ ...expected, sdkMaxAttempts: 1 });
   });
 
   test('attempt default capped by deadline', () => {

@@ -31,7 +31,7 @@ describe('gateway setting defaults', () => {
       connectTimeoutMs: 1_000,
       firstByteTimeoutMs: 10_000,
       attemptTimeoutMs: 60_000,
-      sdkMaxAttempts: 2,
+      sdkMaxAttempts: 1,
       requestDeadlineMs: undefined,
     });
   });

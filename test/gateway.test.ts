@@ -344,7 +344,7 @@ describe('gateway Bedrock errors', () => {
     expect(server.requests).toHaveLength(DEFAULT_SDK_MAX_ATTEMPTS * targets);
   });
 
-  test('retries throttling once on same target', async () => {
+  test('moves on after one throttle', async () => {
     const { gateway } = createTestGateway();
     server.script(errorResponse(429, 'ThrottlingException'), textResponse('Paris.'));
 
@@ -353,7 +353,7 @@ describe('gateway Bedrock errors', () => {
     expect(response.output.content).toEqual([{ text: 'Paris.' }]);
     expect(server.requests.map((request) => request.modelId)).toEqual([
       SUPPORT_MODEL,
-      SUPPORT_MODEL,
+      'anthropic.claude-3-haiku-20240307-v1:0',
     ]);
   });
 
@@ -387,20 +387,13 @@ describe('gateway Bedrock errors', () => {
     server.script(
       errorResponse(503, 'ServiceUnavailableException'),
       errorResponse(500, 'ServiceUnavailableException'),
-      errorResponse(503, 'ServiceUnavailableException'),
-      errorResponse(503, 'ServiceUnavailableException'),
     );
 
     const failure = expectFailure(await gateway(gatewayRequest()));
 
     expect(failure.error.name).toBe('AllTargetsFailedError');
     expect(failure.error.errorCode).toBe('ServiceUnavailableException');
-    expect(server.requests.map((request) => request.region)).toEqual([
-      'us-east-1',
-      'us-east-1',
-      'us-west-2',
-      'us-west-2',
-    ]);
+    expect(server.requests.map((request) => request.region)).toEqual(['us-east-1', 'us-west-2']);
     expect(server.pending()).toBe(0);
   });
 

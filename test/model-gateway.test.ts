@@ -462,7 +462,7 @@ describe('runtime config', () => {
       connectTimeoutMs: 1_000,
       firstByteTimeoutMs: 10_000,
       attemptTimeoutMs: 60_000,
-      sdkMaxAttempts: 2,
+      sdkMaxAttempts: 1,
       requestDeadlineMs: 115_000,
     });
     expect(config.breaker).toEqual({ failureThreshold: 5, cooldownSeconds: 30, cacheTtlMs: 2_000 });
