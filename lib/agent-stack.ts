@@ -97,7 +97,11 @@ export class AgentStack extends Stack {
       breaker: config.gateway.breaker,
       guardrail:
         'existing' in config.guardrail
-          ? { guardrailId: config.guardrail.existing.id, guardrailVersion: config.guardrail.existing.version }
+          ? {
+              guardrailId: config.guardrail.existing.id,
+              guardrailVersion: config.guardrail.existing.version,
+              guardrailRegion: config.guardrail.existing.region,
+            }
           : config.guardrail,
       provisionedConcurrency: config.gateway.provisionedConcurrency,
     });

@@ -112,6 +112,8 @@ export const guardrailSchema = z
       .strictObject({
         id: z.string().regex(GUARDRAIL_ID, 'expected a guardrail id: 1 to 64 lower-case letters and digits'),
         version: z.string().regex(GUARDRAIL_VERSION, 'expected a published version number such as "1", or DRAFT'),
+        /** Region the guardrail lives in; the stack's region when left out. */
+        region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'expected an AWS region such as us-east-1').optional(),
       })
       .optional(),
     ...guardrailSettingsShape,

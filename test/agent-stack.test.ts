@@ -510,7 +510,7 @@ describe('gateway settings from the config', () => {
   const tuned: AgentStackConfigInput = {
     ...config,
     gateway: { ...config.gateway, timeoutSeconds: 90, provisionedConcurrency: 2, client: { attemptTimeoutMs: 40_000 }, breaker: { failureThreshold: 3 } },
-    guardrail: { existing: { id: 'companyguard01', version: '7' } },
+    guardrail: { existing: { id: 'companyguard01', version: '7', region: 'us-west-2' } },
   };
   const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'Tuned', { config: tuned, configDir: ROOT });
   const synth = new StackTemplate(stack);
@@ -522,7 +522,7 @@ describe('gateway settings from the config', () => {
       connectTimeoutMs: 1_000,
       firstByteTimeoutMs: 10_000,
       attemptTimeoutMs: 40_000,
-      sdkMaxAttempts: 2,
+      sdkMaxAttempts: 1,
       requestDeadlineMs: 85_000,
     });
   });
@@ -532,7 +532,19 @@ describe('gateway settings from the config', () => {
   });
 
   test('company guardrail passed through', () => {
-    expect(runtimeConfig.guardrail).toEqual({ id: 'companyguard01', version: '7' });
+    expect(runtimeConfig.guardrail).toEqual({ id: 'companyguard01', version: '7', region: 'us-west-2' });
+    synth.template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'bedrock:ApplyGuardrail',
+            Resource: {
+              'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':bedrock:us-west-2:', { Ref: 'AWS::AccountId' }, ':guardrail/companyguard01']],
+            },
+          }),
+        ]),
+      },
+    });
     synth.template.resourceCountIs('AWS::Bedrock::Guardrail', 0);
     synth.template.resourceCountIs('AWS::Bedrock::GuardrailVersion', 0);
   });
