@@ -117,27 +117,28 @@ function logOutcome(context: GatewayContext, startedAt: number, error?: AgentSta
   }
 }
 
-function toErrorResponse(error: AgentStackError, requestId: string): GatewayErrorResponse {
+/** Returns the error fields that buffered and streamed responses carry for `error`. */
+export function errorBodyOf(error: AgentStackError): GatewayErrorResponse['error'] {
   const guardrail = error instanceof GuardrailBlockedError ? error : undefined;
   return {
-    ok: false,
-    requestId,
-    error: {
-      name: error.name,
-      message: error.message,
-      errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
-      layer: guardrail?.layer,
-      policy: guardrail?.policy,
-      failures: error instanceof AllTargetsFailedError ? error.failures : undefined,
-    },
+    name: error.name,
+    message: error.message,
+    errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
+    layer: guardrail?.layer,
+    policy: guardrail?.policy,
+    failures: error instanceof AllTargetsFailedError ? error.failures : undefined,
   };
+}
+
+function toErrorResponse(error: AgentStackError, requestId: string): GatewayErrorResponse {
+  return { ok: false, requestId, error: errorBodyOf(error) };
 }
 
 /**
  * Returns the epoch milliseconds by which the request must end: the Lambda's
  * remaining time less a margin, or `requestDeadlineMs` when that is sooner.
  */
-function requestDeadline(
+export function requestDeadline(
   startedAt: number,
   remainingMs: number | undefined,
   requestDeadlineMs: number | undefined,

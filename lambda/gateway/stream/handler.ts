@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import type { GatewayErrorResponse, GatewayResponse } from '../../shared/contracts';
+import type { GatewayResponse } from '../../shared/contracts';
 import {
   AgentStackError,
   AllTargetsFailedError,
@@ -8,7 +8,8 @@ import {
 } from '../../shared/errors';
 import { Logger } from '../../shared/logger';
 import {
-  RESPONSE_MARGIN_MS,
+  errorBodyOf,
+  requestDeadline,
   type GatewayHandlerOptions,
   type GatewayLambdaContext,
 } from '../handler';
@@ -106,38 +107,6 @@ async function writeResponse(writer: StreamEventWriter, response: GatewayRespons
   await writer.write({ type: 'usage', usage, latencyMs: response.latencyMs });
 }
 
-/** Returns the error fields a buffered call would return for `error`. */
-function errorBodyOf(error: AgentStackError): GatewayErrorResponse['error'] {
-  const guardrail = error instanceof GuardrailBlockedError ? error : undefined;
-  return {
-    name: error.name,
-    message: error.message,
-    errorCode: error instanceof ModelCallError ? error.errorCode : undefined,
-    layer: guardrail?.layer,
-    policy: guardrail?.policy,
-    failures: error instanceof AllTargetsFailedError ? error.failures : undefined,
-  };
-}
-
-/**
- * Returns the epoch milliseconds by which the request must end: the Lambda's
- * remaining time less a margin, or `requestDeadlineMs` when that is sooner.
- */
-function deadlineOf(
-  startedAt: number,
-  remainingMs: number | undefined,
-  requestDeadlineMs: number | undefined,
-): number | undefined {
-  const candidates: number[] = [];
-  if (remainingMs !== undefined) {
-    candidates.push(startedAt + remainingMs - RESPONSE_MARGIN_MS);
-  }
-  if (requestDeadlineMs !== undefined) {
-    candidates.push(startedAt + requestDeadlineMs);
-  }
-  return candidates.length === 0 ? undefined : Math.min(...candidates);
-}
-
 /** Writes the one line that summarizes a streamed request, and counts its outcome as a metric. */
 function logOutcome(
   context: StreamGatewayContext,
@@ -199,7 +168,7 @@ export async function streamGatewayRequest(
     session: readId(payload, 'sessionId'),
   });
   const remainingMs = lambdaContext?.getRemainingTimeInMillis?.();
-  const deadline = deadlineOf(startedAt, remainingMs, services.clientSettings.requestDeadlineMs);
+  const deadline = requestDeadline(startedAt, remainingMs, services.clientSettings.requestDeadlineMs);
   const context: StreamGatewayContext = { event: payload, requestId, deadline, services, logger };
   const streamStep = createConverseStreamStep(writer, deps.recordUsage ?? logStreamUsage);
 
