@@ -69,7 +69,7 @@ export interface AgentEndpointProps {
   readonly vpcSubnets?: ec2.SubnetSelection;
 
   /**
-   * Idle timeout of the load balancer. A buffered answer sends no bytes until
+   * Idle timeout of the load balancer. A buffered response sends no bytes until
    * it is complete, so it must be at least the longest task timeout of the
    * agents routed here; `addAgent` rejects an agent that would be cut off.
    *
@@ -215,7 +215,7 @@ export class AgentEndpoint extends Construct {
     if (needed <= this.idleTimeoutSeconds) return;
     if (this.explicitIdleTimeout) {
       throw new Error(
-        `AgentEndpoint: idleTimeout of ${this.idleTimeoutSeconds} s would cut off answers of agent ${agentName}, ` +
+        `AgentEndpoint: idleTimeout of ${this.idleTimeoutSeconds} s would cut off responses of agent ${agentName}, ` +
           `whose taskTimeout is ${taskTimeout.toSeconds()} s; set idleTimeout to at least ${needed} s or lower the agent's taskTimeout.`,
       );
     }

@@ -164,7 +164,7 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
   if (idleTimeout !== undefined && realtime.length > 0) {
     const longest = Math.max(...realtime.map((agent) => agent.limits.taskTimeoutSeconds));
     if (idleTimeout < longest + 5) {
-      add(['endpoint', 'idleTimeoutSeconds'], `would cut off buffered answers of realtime agents whose taskTimeoutSeconds is ${longest}; use at least ${longest + 5} or leave it unset`, idleTimeout);
+      add(['endpoint', 'idleTimeoutSeconds'], `would cut off buffered responses of realtime agents whose taskTimeoutSeconds is ${longest}; use at least ${longest + 5} or leave it unset`, idleTimeout);
     }
   }
   const auth = config.endpoint?.auth;

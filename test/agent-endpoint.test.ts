@@ -7,7 +7,7 @@ import { AgentNetwork } from '../constructs/agent-network';
 import { AgentService } from '../constructs/agent-service';
 import { ModelGateway } from '../constructs/model-gateway';
 
-// The load balancer's idle timeout must outlast a buffered answer, which
+// The load balancer's idle timeout must outlast a buffered response, which
 // sends no bytes until the agent's task is done.
 
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -62,7 +62,7 @@ describe('endpoint idle timeout', () => {
 
   test('explicit timeout too short throws', () => {
     const { create } = realtimeAgent({ idleTimeout: Duration.seconds(60) }, Duration.minutes(5));
-    expect(create).toThrow(/idleTimeout of 60 s would cut off answers of agent chat, whose taskTimeout is 300 s; set idleTimeout to at least 305 s/);
+    expect(create).toThrow(/idleTimeout of 60 s would cut off responses of agent chat, whose taskTimeout is 300 s; set idleTimeout to at least 305 s/);
   });
 
   test('explicit timeout long enough stays', () => {
