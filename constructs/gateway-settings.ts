@@ -145,7 +145,11 @@ export function clientSettingsIssues(
     if (client[inner] > client[outer]) {
       issues.push({
         path: [inner],
-        message: `exceeds ${outer} (${client[outer]}); lower ${inner} or raise ${outer}`,
+        message:
+          outer === 'requestDeadlineMs'
+            ? `exceeds ${outer} (${client[outer]}), which must stay below the Lambda timeout of ${lambdaTimeoutMs} ms; ` +
+              `lower ${inner}, or raise ${timeoutName} and with it ${outer}`
+            : `exceeds ${outer} (${client[outer]}); lower ${inner} or raise ${outer}`,
         value: client[inner],
       });
     }

@@ -47,9 +47,10 @@ export interface GatewayClientOptions {
 
   /**
    * Attempts the SDK makes on one target, the first included, before the
-   * gateway fails over.
+   * gateway fails over. It applies to every route; each retry of a throttle
+   * first waits a random 0 to 1000 ms of SDK backoff.
    *
-   * @default 2
+   * @default 1
    */
   readonly sdkMaxAttempts?: number;
 

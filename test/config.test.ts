@@ -599,7 +599,7 @@ describe('gateway rejection', () => {
     const line = lineFor(error, '$.gateway.client.attemptTimeoutMs');
 
     expect(line).toContain('exceeds requestDeadlineMs (115000)');
-    expect(line).toContain('lower attemptTimeoutMs or raise requestDeadlineMs');
+    expect(line).toContain('lower attemptTimeoutMs, or raise gateway.timeoutSeconds and with it requestDeadlineMs');
     expect(line).toContain('(got 116000)');
   });
 

@@ -22,7 +22,7 @@ export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 10_000;
 /**
  * Milliseconds one target may take for a buffered Converse call, SDK retries
  * included. Converse sends its headers only after generation ends, so this
- * also bounds generation. At an estimated 50 to 100 output tokens per
+ * also bounds generation. At an estimated 70 to 100 output tokens per
  * second, a minute covers 3,000 to 6,000 tokens, and two targets still fit
  * the gateway's default Lambda timeout of 120 s.
  */
@@ -38,10 +38,9 @@ export const DEFAULT_ATTEMPT_TIMEOUT_MS = 60_000;
 export const DEFAULT_SDK_MAX_ATTEMPTS = 1;
 
 /**
- * Consecutive failures that open a target's breaker. Each failure already
- * includes the SDK's retry, so with the default two SDK attempts five
- * failures are ten failed requests in a row, which a single blip does not
- * produce.
+ * Consecutive failures that open a target's breaker. One or two errors
+ * happen on a healthy target, such as a short burst of throttling, while
+ * five in a row are a pattern.
  */
 export const DEFAULT_FAILURE_THRESHOLD = 5;
 
