@@ -90,6 +90,63 @@ export interface GatewayRuntimeConfig {
   readonly stateTable?: string;
   /** Guardrail applied to every call; without it no guardrail is applied. */
   readonly guardrail?: GatewayGuardrail;
+  /** Spending and rate limits; without it the gateway reserves nothing. */
+  readonly budget?: GatewayBudgetConfig;
+}
+
+/** Spending caps over one window; a cap left out is unlimited. */
+export interface SpendLimits {
+  readonly tokens?: number;
+  readonly usd?: number;
+}
+
+/** Spending caps per UTC day and per calendar month (UTC). */
+export interface WindowLimits {
+  readonly daily?: SpendLimits;
+  readonly monthly?: SpendLimits;
+}
+
+/** Per-minute rate limits; a limit left out is unlimited. */
+export interface RateLimits {
+  readonly requestsPerMinute?: number;
+  readonly tokensPerMinute?: number;
+}
+
+/** List price of a model in US dollars per million tokens. */
+export interface ModelPrice {
+  readonly inputPerMillion: number;
+  readonly outputPerMillion: number;
+  readonly cacheReadPerMillion: number;
+  readonly cacheWritePerMillion: number;
+}
+
+/** Limits of one agent. */
+export interface AgentBudgetConfig {
+  /** Caps on the agent's total spend, all users together. */
+  readonly agent?: WindowLimits;
+  /** Caps on each user's spend with this agent. */
+  readonly perUser?: WindowLimits;
+  /** Rate limits on the agent as a whole. */
+  readonly agentRate?: RateLimits;
+  /** Rate limits on each user of this agent. */
+  readonly perUserRate?: RateLimits;
+}
+
+/** Budget ledger settings of the gateway. */
+export interface GatewayBudgetConfig {
+  /** Name of the DynamoDB ledger table (partition key `pk`, sort key `sk`, TTL `expiresAt`). */
+  readonly table: string;
+  /** Time after which an unsettled reservation may be reclaimed. */
+  readonly leaseSeconds: number;
+  /** Serve calls without a reservation when the ledger cannot be reached; every such call is counted. */
+  readonly failOpen: boolean;
+  /** Accept requests without a user identity, counted against the `anonymous` scope. */
+  readonly allowAnonymous: boolean;
+  /** Caps on the whole stack's spend. */
+  readonly stack?: WindowLimits;
+  readonly agents: Record<string, AgentBudgetConfig>;
+  /** Price per model id or inference profile id of every configured target. */
+  readonly prices: Record<string, ModelPrice>;
 }
 
 /** A tool as the worker sees it. */
