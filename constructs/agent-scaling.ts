@@ -2,7 +2,7 @@ import { Duration, Token } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import type { AgentServiceProps } from './agent-service';
+import type { AgentServiceProps } from './agent-service-props';
 
 /** Maximum visibility timeout SQS accepts: 12 hours. */
 const MAX_VISIBILITY = Duration.hours(12);
