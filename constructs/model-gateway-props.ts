@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { ModelTarget } from '../lambda/shared/contracts';
 import type { ExistingGuardrail, GatewayGuardrailSettings } from './gateway-guardrail-settings';
+import type { TokenBudget } from './token-budget';
 
 /** One agent the gateway serves. */
 export interface ModelGatewayAgent {
@@ -195,4 +196,15 @@ export interface ModelGatewayProps {
    * @default 0
    */
   readonly provisionedConcurrency?: number;
+
+  /**
+   * The budget ledger and limits the gateway enforces. The gateway is
+   * granted the ledger actions, and its environment receives the limits
+   * and a price for every target of every agent. The lease of the budget
+   * must be longer than `timeout`, so that no reservation is reclaimed
+   * while its call still runs.
+   *
+   * @default - no budget: the gateway reserves nothing
+   */
+  readonly budget?: TokenBudget;
 }

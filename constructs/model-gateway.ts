@@ -137,6 +137,9 @@ export class ModelGateway extends Construct {
     this.grantStateAccess(this.role);
     if (this.guardrail) props.encryptionKey?.grantDecrypt(this.role);
 
+    // Let the gateway reserve and settle in the budget ledger.
+    props.budget?.grantLedger(this.role);
+
     // Write the runtime configuration, which must fit Lambda's 4 KB environment.
     const runtimeConfig: GatewayRuntimeConfig = {
       agents: Object.fromEntries(props.agents.map((a) => [a.name, { route: a.route, maxTokensPerCall: a.maxTokensPerCall }])),
@@ -144,6 +147,7 @@ export class ModelGateway extends Construct {
       breaker,
       stateTable: this.stateTable.tableName,
       guardrail: { id: this.guardrailId, version: this.guardrailVersion, region: this.guardrailRegion },
+      budget: props.budget?.gatewayConfig(props.agents.flatMap((a) => a.route.map((t) => ({ modelId: t.modelId, agent: a.name })))),
     };
     checkEnvironmentSize(runtimeConfig);
 
@@ -269,6 +273,22 @@ function validateProps(
       problems.push(`guardrail.guardrailVersion must be a version number such as "1", or DRAFT (got ${JSON.stringify(guardrail.guardrailVersion)})`);
     }
   }
+  const budget = props.budget;
+  if (budget !== undefined) {
+    const leaseSeconds = budget.lease.toSeconds();
+    if (leaseSeconds <= timeout.toSeconds()) {
+      problems.push(
+        `budget has a lease of ${leaseSeconds} s, which must be longer than the timeout of ${timeout.toSeconds()} s, ` +
+          'or a reservation could be reclaimed while its call still runs; raise the lease of the TokenBudget or lower timeout',
+      );
+    }
+    const names = props.agents.map((a) => a.name);
+    for (const name of Object.keys(budget.agents)) {
+      if (!names.includes(name)) {
+        problems.push(`budget has limits for agent ${JSON.stringify(name)}, which the gateway does not serve; expected one of ${names.join(', ')}`);
+      }
+    }
+  }
   if (problems.length > 0) throw new Error(`ModelGateway: ${problems.join('; ')}.`);
 }
 
@@ -287,13 +307,15 @@ function checkEnvironmentSize(runtimeConfig: GatewayRuntimeConfig): void {
       version: longest(runtimeConfig.guardrail.version, MAX_GUARDRAIL_VERSION_CHARS),
       region: longest(runtimeConfig.guardrail.region, MAX_REGION_CHARS),
     },
+    budget: runtimeConfig.budget && { ...runtimeConfig.budget, table: longest(runtimeConfig.budget.table, MAX_TABLE_NAME_CHARS) },
   };
   const environmentBytes = Buffer.byteLength(GATEWAY_ENV.config) + Buffer.byteLength(JSON.stringify(sized));
   const allowed = MAX_ENVIRONMENT_BYTES - ENVIRONMENT_RESERVE_BYTES;
   if (environmentBytes > allowed) {
     throw new Error(
       `ModelGateway: the gateway configuration takes up to ${environmentBytes} bytes of the function environment, ` +
-        `above the ${allowed} this construct allows within Lambda's 4 KB limit; share routes between agents or shorten them.`,
+        `above the ${allowed} this construct allows within Lambda's 4 KB limit; share routes between agents or shorten them` +
+        (runtimeConfig.budget ? ', or set fewer budget limits.' : '.'),
     );
   }
 }
