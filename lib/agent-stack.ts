@@ -12,6 +12,7 @@ import { AgentNetwork } from '../constructs/agent-network';
 import { AgentService } from '../constructs/agent-service';
 import { AgentTool } from '../constructs/agent-tool';
 import { ModelGateway } from '../constructs/model-gateway';
+import { TokenBudget } from '../constructs/token-budget';
 import { AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
 
 export interface AgentStackProps extends Omit<StackProps, 'env'> {
@@ -39,6 +40,8 @@ export class AgentStack extends Stack {
   public readonly network: AgentNetwork;
   public readonly memory: AgentMemory;
   public readonly gateway: ModelGateway;
+  /** The budget ledger; undefined when the config has no budget section. */
+  public readonly budget?: TokenBudget;
   public readonly endpoint?: AgentEndpoint;
   public readonly agents: Record<string, AgentService> = {};
 
@@ -82,6 +85,18 @@ export class AgentStack extends Stack {
       encryptionKey: this.key,
     });
     this.memory = new AgentMemory(this, 'Memory', { encryptionKey: this.key });
+    if (config.budget) {
+      this.budget = new TokenBudget(this, 'Budget', {
+        encryptionKey: this.key,
+        lease: Duration.seconds(config.budget.leaseSeconds),
+        failOpen: config.budget.failOpen,
+        allowAnonymous: config.budget.allowAnonymous,
+        stack: config.budget.stack,
+        agents: Object.fromEntries(config.agents.filter((a) => a.budget).map((a) => [a.name, a.budget!])),
+        prices: config.budget.prices,
+        regionalPremiumPercent: config.budget.regionalPremiumPercent,
+      });
+    }
     this.gateway = new ModelGateway(this, 'Gateway', {
       agents: config.agents.map((agent) => ({
         name: agent.name,
@@ -104,6 +119,7 @@ export class AgentStack extends Stack {
             }
           : config.guardrail,
       provisionedConcurrency: config.gateway.provisionedConcurrency,
+      budget: this.budget,
     });
 
     // Create the load balancer when any agent is realtime.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
 
 /**
@@ -143,6 +144,8 @@ export const agentSchema = z.strictObject({
       concurrency: positiveInt(10).default(1),
     })
     .prefault({}),
+  /** Caps and rate limits of this agent; needs the top-level budget section. */
+  budget: agentBudgetSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -172,6 +175,8 @@ export const configSchema = z.strictObject({
   routes: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,63}$/), z.array(targetSchema).min(1, 'a route needs at least one target')),
   gateway: gatewaySchema,
   guardrail: guardrailSchema,
+  /** Spending caps, rate limits and prices; without it the gateway reserves nothing. */
+  budget: budgetSchema.optional(),
   memory: z.strictObject({ ttlDays: positiveInt(3_650).default(30) }).prefault({}),
   logRetentionDays: positiveInt(3_653).default(90),
   agents: z.array(agentSchema).min(1),
@@ -184,3 +189,4 @@ export type ToolConfig = z.output<typeof toolSchema>;
 export type ModelTargetConfig = z.output<typeof targetSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
 export type { GatewayConfig, GuardrailConfig } from './gateway-config-schema';
+export type { BudgetConfig } from './budget-config-schema';

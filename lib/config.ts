@@ -1,8 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
+import { agentBudgetIssues, windowLimitIssues } from '../constructs/budget-settings';
 import { guardrailSettingsIssues } from '../constructs/gateway-guardrail-checks';
 import { breakerSettingsIssues, clientSettingsIssues, SettingsIssue } from '../constructs/gateway-settings';
+import { foundationModelOf, priceTarget } from '../constructs/model-prices';
 import {
   AgentStackConfig,
   configSchema,
@@ -186,6 +188,53 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
   addAll(['gateway', 'client'], clientSettingsIssues(config.gateway.client, timeoutMs, 'gateway.timeoutSeconds'));
   addAll(['gateway', 'breaker'], breakerSettingsIssues(config.gateway.breaker));
   if (!('existing' in config.guardrail)) addAll(['guardrail'], guardrailSettingsIssues(config.guardrail));
+
+  issues.push(...budgetIssues(config));
+  return issues;
+}
+
+/** Checks the budget section, the agents' budgets and that every route target has a price. */
+function budgetIssues(config: AgentStackConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const add = (p: Array<string | number>, message: string, value?: unknown) =>
+    issues.push({ path: jsonPath(p), message, value });
+  const budget = config.budget;
+
+  if (budget === undefined) {
+    config.agents.forEach((agent, a) => {
+      if (agent.budget !== undefined) {
+        add(['agents', a, 'budget'], 'has no effect without the top-level budget section, which turns the ledger on; add "budget": {} or remove this');
+      }
+    });
+    return issues;
+  }
+
+  if (budget.leaseSeconds <= config.gateway.timeoutSeconds) {
+    add(
+      ['budget', 'leaseSeconds'],
+      `must be longer than gateway.timeoutSeconds (${config.gateway.timeoutSeconds}), or a reservation could be reclaimed while its call still runs; raise leaseSeconds or lower gateway.timeoutSeconds`,
+      budget.leaseSeconds,
+    );
+  }
+  windowLimitIssues(budget.stack).forEach((issue) => add(['budget', 'stack', ...issue.path], issue.message, issue.value));
+  config.agents.forEach((agent, a) => {
+    if (agent.budget) agentBudgetIssues(agent.budget).forEach((issue) => add(['agents', a, 'budget', ...issue.path], issue.message, issue.value));
+  });
+
+  // Every target needs a price, or the gateway could not reserve for it.
+  const options = { overrides: budget.prices, regionalPremiumPercent: budget.regionalPremiumPercent };
+  for (const [route, targets] of Object.entries(config.routes)) {
+    targets.forEach((target, t) => {
+      if (priceTarget(target.modelId, options) === undefined) {
+        const model = foundationModelOf(target.modelId);
+        add(
+          ['routes', route, t, 'modelId'],
+          `has no price: the built-in table does not list ${model}; add budget.prices["${model}"] with inputPerMillion, outputPerMillion, cacheReadPerMillion and cacheWritePerMillion in US dollars`,
+          target.modelId,
+        );
+      }
+    });
+  }
   return issues;
 }
 
@@ -262,6 +311,7 @@ export function visibilityTimeoutSeconds(taskTimeoutSeconds: number): number {
 export type {
   AgentConfig,
   AgentStackConfig,
+  BudgetConfig,
   AgentStackConfigInput,
   AuthConfig,
   GatewayConfig,

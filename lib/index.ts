@@ -8,7 +8,15 @@ export * from '../constructs/agent-tool';
 export * from '../constructs/gateway-guardrail';
 export * from '../constructs/gateway-guardrail-settings';
 export * from '../constructs/model-gateway';
+export * from '../constructs/model-prices';
+export * from '../constructs/token-budget';
 export type {
+  AgentBudgetConfig,
+  GatewayBudgetConfig,
+  ModelPrice,
+  RateLimits,
+  SpendLimits,
+  WindowLimits,
   GatewayRequest,
   GatewayResponse,
   GatewayErrorResponse,

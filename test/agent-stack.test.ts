@@ -950,3 +950,68 @@ describe('backlog scaling steps', () => {
     expect(new Set(lowers).size).toBe(lowers.length);
   });
 });
+
+describe('budget from the config', () => {
+  const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
+  const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'AgentStack', { config, configDir: ROOT });
+  const synth = new StackTemplate(stack);
+  const gatewayConfig = () => {
+    const fn = synth.resources[synth.logicalId(stack.gateway.function)].Properties;
+    return JSON.parse(flatten(fn.Environment.Variables.AGENT_GATEWAY_CONFIG));
+  };
+
+  test('ledger encrypted with the stack key', () => {
+    const table = synth.resources[synth.logicalId(stack.budget!.table)].Properties;
+
+    expect(table.SSESpecification.KMSMasterKeyId).toEqual({ 'Fn::GetAtt': [synth.logicalId(stack.key), 'Arn'] });
+  });
+
+  test('gateway may use the ledger', () => {
+    const tableArn = `\${${synth.logicalId(stack.budget!.table)}.Arn}`;
+    const statements = synth.statementsOf(synth.logicalId(stack.gateway.role)).filter((s) => asList(s.Resource).map(flatten).includes(tableArn));
+
+    expect(statements.flatMap((s) => asList(s.Action))).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Query',
+      'dynamodb:ConditionCheckItem',
+    ]);
+  });
+
+  test('agent tasks cannot reach the ledger', () => {
+    const tableArn = `\${${synth.logicalId(stack.budget!.table)}.Arn}`;
+    for (const service of Object.values(stack.agents)) {
+      const roleId = synth.logicalId(service.taskDefinition.taskRole);
+      const resources = synth.statementsOf(roleId).flatMap((s) => asList(s.Resource).map(flatten));
+
+      expect(resources).not.toContain(tableArn);
+    }
+  });
+
+  test('limits in the gateway environment', () => {
+    const budget = gatewayConfig().budget;
+
+    expect(budget.leaseSeconds).toBe(900);
+    expect(budget.stack).toEqual({ daily: { usd: 300 }, monthly: { usd: 5_000 } });
+    expect(budget.agents.support.perUser).toEqual({ daily: { usd: 2 } });
+    expect(budget.agents.research.agent).toEqual({ daily: { usd: 150 }, monthly: { usd: 1_500 } });
+  });
+
+  test('every route target priced', () => {
+    const targetIds = new Set(Object.values(config.routes).flat().map((t) => t.modelId));
+
+    expect(Object.keys(gatewayConfig().budget.prices).sort()).toEqual([...targetIds].sort());
+  });
+
+  test('no ledger without a budget', () => {
+    const input = JSON.parse(JSON.stringify(config));
+    delete input.budget;
+    for (const agent of input.agents) delete agent.budget;
+    const plain = new AgentStack(new App({ context: NO_BUNDLING }), 'Plain', { config: input, configDir: ROOT });
+
+    expect(plain.budget).toBeUndefined();
+    // The memory and gateway state tables remain.
+    Template.fromStack(plain).resourceCountIs('AWS::DynamoDB::Table', 2);
+  });
+});

@@ -563,6 +563,185 @@ describe('config rejection', () => {
   });
 });
 
+describe('budget defaults', () => {
+  const withBudget = () => {
+    const input = minimal();
+    input.budget = {};
+    return validateConfig(input);
+  };
+
+  test('no budget section by default', () => {
+    const config = validateConfig(minimal());
+
+    expect(config.budget).toBeUndefined();
+    expect(config.agents[0].budget).toBeUndefined();
+  });
+
+  test.each<[string, (budget: Json) => unknown, unknown]>([
+    ['budget.leaseSeconds', (b) => b.leaseSeconds, 900],
+    ['budget.failOpen', (b) => b.failOpen, false],
+    ['budget.allowAnonymous', (b) => b.allowAnonymous, false],
+    ['budget.regionalPremiumPercent', (b) => b.regionalPremiumPercent, 10],
+    ['budget.prices', (b) => b.prices, {}],
+    ['budget.stack', (b) => b.stack, undefined],
+  ])('%s', (_field, read, expected) => {
+    expect(read(withBudget().budget)).toEqual(expected);
+  });
+
+  test('example sets agent budgets', () => {
+    const config = loadConfig(EXAMPLE_FILE);
+
+    expect(config.budget?.stack).toEqual({ daily: { usd: 300 }, monthly: { usd: 5_000 } });
+    expect(config.agents[0].budget?.perUser).toEqual({ daily: { usd: 2 } });
+    expect(config.agents[0].budget?.perUserRate).toEqual({ requestsPerMinute: 20 });
+    expect(config.agents[1].budget?.agent?.monthly).toEqual({ usd: 1_500 });
+  });
+
+  test('price override admits a model', () => {
+    const config = example();
+    config.routes['claude-haiku'].push({ region: 'us-east-1', modelId: 'us.example.custom-v1:0' });
+    config.budget.prices = {
+      'example.custom-v1:0': { inputPerMillion: 1, outputPerMillion: 2, cacheReadPerMillion: 0.1, cacheWritePerMillion: 1 },
+    };
+
+    expect(validateConfig(config).budget?.prices['example.custom-v1:0'].outputPerMillion).toBe(2);
+  });
+});
+
+describe('budget rejection', () => {
+  test('lease at the gateway timeout', () => {
+    const error = rejectionOf((c) => {
+      c.gateway = { timeoutSeconds: 300 };
+      c.budget.leaseSeconds = 300;
+    });
+    const line = lineFor(error, '$.budget.leaseSeconds');
+
+    expect(line).toContain('must be longer than gateway.timeoutSeconds (300)');
+    expect(line).toContain('raise leaseSeconds or lower gateway.timeoutSeconds');
+    expect(line).toContain('(got 300)');
+  });
+
+  test('lease below a minute', () => {
+    const error = rejectionOf((c) => {
+      c.budget.leaseSeconds = 30;
+    });
+    const line = lineFor(error, '$.budget.leaseSeconds');
+
+    expect(line).toContain('>=60');
+    expect(line).toContain('(got 30)');
+  });
+
+  test('agent budget without budget section', () => {
+    const error = rejectionOf((c) => {
+      delete c.budget;
+    });
+    const line = lineFor(error, '$.agents[0].budget');
+
+    expect(line).toContain('has no effect without the top-level budget section');
+    expect(line).toContain('add "budget": {}');
+  });
+
+  test('target without a price', () => {
+    const error = rejectionOf((c) => {
+      c.routes['claude-sonnet'][2].modelId = 'us.example.unknown-v1:0';
+    });
+    const line = lineFor(error, '$.routes["claude-sonnet"][2].modelId');
+
+    expect(line).toContain('has no price: the built-in table does not list example.unknown-v1:0');
+    expect(line).toContain('add budget.prices["example.unknown-v1:0"]');
+    expect(line).toContain('(got "us.example.unknown-v1:0")');
+  });
+
+  test('unpriced target allowed without budget', () => {
+    const config = example();
+    delete config.budget;
+    for (const agent of config.agents) delete agent.budget;
+    config.routes['claude-sonnet'][2].modelId = 'us.example.unknown-v1:0';
+
+    expect(() => validateConfig(config)).not.toThrow();
+  });
+
+  test('stack daily above monthly', () => {
+    const error = rejectionOf((c) => {
+      c.budget.stack = { daily: { usd: 600 }, monthly: { usd: 500 } };
+    });
+    const line = lineFor(error, '$.budget.stack.daily.usd');
+
+    expect(line).toContain('exceeds monthly.usd (500)');
+    expect(line).toContain('(got 600)');
+  });
+
+  test('agent daily tokens above monthly', () => {
+    const error = rejectionOf((c) => {
+      c.agents[1].budget.agent = { daily: { tokens: 2_000 }, monthly: { tokens: 1_000 } };
+    });
+    const line = lineFor(error, '$.agents[1].budget.agent.daily.tokens');
+
+    expect(line).toContain('exceeds monthly.tokens (1000)');
+    expect(line).toContain('(got 2000)');
+  });
+
+  test('price missing a field', () => {
+    const error = rejectionOf((c) => {
+      c.budget.prices = { 'amazon.nova-pro-v1:0': { inputPerMillion: 0.8, outputPerMillion: 3.2, cacheReadPerMillion: 0.2 } };
+    });
+
+    expect(lineFor(error, '$.budget.prices["amazon.nova-pro-v1:0"].cacheWritePerMillion')).toContain('expected number');
+  });
+
+  test('negative usd cap', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].budget.perUser.daily.usd = -5;
+    });
+    const line = lineFor(error, '$.agents[0].budget.perUser.daily.usd');
+
+    expect(line).toContain('>=0.01');
+    expect(line).toContain('(got -5)');
+  });
+
+  test('fractional requests per minute', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].budget.perUserRate.requestsPerMinute = 2.5;
+    });
+
+    expect(lineFor(error, '$.agents[0].budget.perUserRate.requestsPerMinute')).toContain('expected int');
+  });
+
+  test('regional premium above 100', () => {
+    const error = rejectionOf((c) => {
+      c.budget.regionalPremiumPercent = 101;
+    });
+    const line = lineFor(error, '$.budget.regionalPremiumPercent');
+
+    expect(line).toContain('<=100');
+    expect(line).toContain('(got 101)');
+  });
+
+  test('failOpen not a boolean', () => {
+    const error = rejectionOf((c) => {
+      c.budget.failOpen = 'yes';
+    });
+
+    expect(lineFor(error, '$.budget.failOpen')).toContain('expected boolean');
+  });
+
+  test('unknown budget key', () => {
+    const error = rejectionOf((c) => {
+      c.budget.perUser = { daily: { usd: 1 } };
+    });
+
+    expect(lineFor(error, '$.budget.perUser')).toContain('unknown key');
+  });
+
+  test('unknown agent budget key', () => {
+    const error = rejectionOf((c) => {
+      c.agents[0].budget.user = {};
+    });
+
+    expect(lineFor(error, '$.agents[0].budget.user')).toContain('unknown key');
+  });
+});
+
 describe('gateway rejection', () => {
   test('deadline at the lambda timeout', () => {
     const error = rejectionOf((c) => {
