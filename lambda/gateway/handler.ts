@@ -2,8 +2,10 @@ import type { GatewayErrorResponse, GatewayResponse } from '../shared/contracts'
 import {
   AgentStackError,
   AllTargetsFailedError,
+  BudgetExceededError,
   GuardrailBlockedError,
   ModelCallError,
+  RateLimitedError,
 } from '../shared/errors';
 import { Logger } from '../shared/logger';
 import {
@@ -127,6 +129,9 @@ export function errorBodyOf(error: AgentStackError): GatewayErrorResponse['error
     layer: guardrail?.layer,
     policy: guardrail?.policy,
     failures: error instanceof AllTargetsFailedError ? error.failures : undefined,
+    ...(error instanceof BudgetExceededError || error instanceof RateLimitedError
+      ? { limit: error.details }
+      : {}),
   };
 }
 

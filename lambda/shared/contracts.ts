@@ -4,7 +4,7 @@
  * runtime reads them, so a name changed here changes both sides at once.
  */
 
-import type { GuardrailLayer, TargetFailure } from './errors';
+import type { GuardrailLayer, LimitDetails, TargetFailure } from './errors';
 
 /** Environment variables of the ModelGateway Lambda function. */
 export const GATEWAY_ENV = {
@@ -264,6 +264,8 @@ export interface GatewayErrorResponse {
     readonly policy?: string;
     /** For `AllTargetsFailedError`: each target with the reason it did not serve the call. */
     readonly failures?: readonly TargetFailure[];
+    /** For `BudgetExceededError` and `RateLimitedError`: the limit, the amount spent and the reset time. */
+    readonly limit?: LimitDetails;
   };
 }
 

@@ -134,6 +134,70 @@ export class TimeoutError extends AgentStackError {
   public readonly statusCode = 504;
 }
 
+/** Scope of a budget or rate limit. */
+export type BudgetScope = 'user' | 'agent' | 'stack';
+
+/** Window a limit counts over: a UTC day, a calendar month in UTC, or a minute. */
+export type BudgetWindow = 'day' | 'month' | 'minute';
+
+/** The limit a request ran into, as the ledger read it. */
+export interface LimitDetails {
+  readonly scope: BudgetScope;
+  /** Agent, `agent/user` or `stack`, the counter the limit applies to. */
+  readonly subject: string;
+  readonly window: BudgetWindow;
+  /** What the limit counts, such as `tokens`, `usd` or `requests`. */
+  readonly unit: string;
+  readonly limit: number;
+  /** Amount spent, reserved included, in the current window when the request was rejected. */
+  readonly spent: number;
+  /** ISO 8601 time at which the window rolls over and the counter starts from zero. */
+  readonly resetsAt: string;
+}
+
+/**
+ * A spending limit in tokens or US dollars would be passed by this call's
+ * worst case. Retrying before `resetsAt` is rejected again unless the
+ * limit is raised or the request asks for fewer tokens.
+ */
+export class BudgetExceededError extends AgentStackError {
+  public override readonly name = 'BudgetExceededError';
+  public readonly statusCode = 429;
+
+  constructor(
+    message: string,
+    requestId: string | undefined,
+    public readonly details: LimitDetails,
+    options?: { cause?: unknown },
+  ) {
+    super(message, requestId, options);
+  }
+}
+
+/** A per-minute request or token rate limit would be passed; retry after `resetsAt`. */
+export class RateLimitedError extends AgentStackError {
+  public override readonly name = 'RateLimitedError';
+  public readonly statusCode = 429;
+
+  constructor(
+    message: string,
+    requestId: string | undefined,
+    public readonly details: LimitDetails,
+    options?: { cause?: unknown },
+  ) {
+    super(message, requestId, options);
+  }
+}
+
+/**
+ * The budget ledger could not be read or written, so no reservation was
+ * made and the call was not served. Retrying later may succeed.
+ */
+export class BudgetUnavailableError extends AgentStackError {
+  public override readonly name = 'BudgetUnavailableError';
+  public readonly statusCode = 503;
+}
+
 /**
  * Rebuilds a typed error from a gateway error response, so that the worker
  * raises the same class the gateway raised.
@@ -146,6 +210,7 @@ export function errorFromResponse(
     layer?: GuardrailLayer;
     policy?: string;
     failures?: readonly TargetFailure[];
+    limit?: LimitDetails;
   },
   requestId: string,
 ): AgentStackError {
@@ -172,6 +237,16 @@ export function errorFromResponse(
       return new UnauthorizedError(error.message, requestId);
     case 'TimeoutError':
       return new TimeoutError(error.message, requestId);
+    case 'BudgetExceededError':
+      return error.limit === undefined
+        ? new ModelCallError(error.message, requestId, error.name)
+        : new BudgetExceededError(error.message, requestId, error.limit);
+    case 'RateLimitedError':
+      return error.limit === undefined
+        ? new ModelCallError(error.message, requestId, error.name)
+        : new RateLimitedError(error.message, requestId, error.limit);
+    case 'BudgetUnavailableError':
+      return new BudgetUnavailableError(error.message, requestId);
     default:
       return new ModelCallError(error.message, requestId, error.name);
   }

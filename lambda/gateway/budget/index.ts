@@ -1,0 +1,6 @@
+export * from './items';
+export * from './ledger';
+export * from './limits';
+export * from './pricing';
+export * from './transact';
+export * from './windows';

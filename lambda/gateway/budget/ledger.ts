@@ -1,0 +1,394 @@
+import {
+  GetCommand,
+  QueryCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import type { GatewayBudgetConfig } from '../../shared/contracts';
+import {
+  AgentStackError,
+  BudgetUnavailableError,
+  InvalidRequestError,
+  UnauthorizedError,
+} from '../../shared/errors';
+import { Logger } from '../../shared/logger';
+import { MetricsWriter } from '../../shared/metrics';
+import {
+  releaseCounterItem,
+  reserveCounterItem,
+  transitionItem,
+  type ReservationRecord,
+  type ReservationState,
+} from './items';
+import { findPassedLimit, limitError, planCounters, type CounterPlan, type CounterValues } from './limits';
+import { toNanoUsd, totalTokensOf, type CallUsage } from './pricing';
+import { transactWithRetry, type TransactionRetry, type TransactItem } from './transact';
+import {
+  leaseIndexKey,
+  leaseIndexSortKey,
+  RESERVATION_SORT_KEY,
+  reservationKey,
+} from './windows';
+
+/** User id that requests without a verified identity count against. */
+export const ANONYMOUS_USER_ID = 'anonymous';
+
+/** Seconds a reservation record is kept after its lease, so that a late settle still finds it. */
+export const RESERVATION_RETENTION_SECONDS = 7 * 24 * 3600;
+
+/** Default attempts of a ledger transaction that conflicts with concurrent ones. */
+export const DEFAULT_TRANSACTION_ATTEMPTS = 10;
+
+/** Hours of lease index partitions the reclaimer reads, back from now. */
+export const DEFAULT_RECLAIM_LOOKBACK_HOURS = 24;
+
+/** A call to reserve budget for. */
+export interface ReserveRequest {
+  readonly requestId: string;
+  readonly agent: string;
+  /** Verified user id; missing or `anonymous` is rejected unless `allowAnonymous`. */
+  readonly userId?: string;
+  readonly estimatedInputTokens: number;
+  readonly maxTokens: number;
+  /** Worst-case price of the call in US dollars. */
+  readonly priceUsd: number;
+}
+
+/** Result of a reservation; `guarded` is false when the ledger was down and `failOpen` served the call. */
+export type Reservation =
+  | {
+      readonly guarded: true;
+      readonly requestId: string;
+      readonly tokens: number;
+      readonly nanoUsd: number;
+      readonly leaseExpiresAt: number;
+    }
+  | { readonly guarded: false; readonly requestId: string };
+
+/** A call's actual usage to settle. */
+export interface SettleRequest {
+  readonly requestId: string;
+  readonly usage: CallUsage;
+  readonly costUsd: number;
+}
+
+/** Result of a settle or reclaim. Only `settled` and `reclaimed` changed the ledger. */
+export type ReleaseOutcome =
+  | 'settled'
+  | 'reclaimed'
+  | 'already-settled'
+  | 'already-reclaimed'
+  | 'lease-active'
+  | 'not-found';
+
+/** Settings of {@link BudgetLedger}. */
+export interface BudgetLedgerOptions {
+  readonly client: DynamoDBDocumentClient;
+  readonly config: GatewayBudgetConfig;
+  /** @default - a MetricsWriter writing to stdout */
+  readonly metrics?: MetricsWriter;
+  /** @default - a Logger writing to stdout */
+  readonly logger?: Logger;
+  /** Clock in epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+  /** Attempts of a transaction cancelled by conflicts. @default DEFAULT_TRANSACTION_ATTEMPTS */
+  readonly maxTransactionAttempts?: number;
+  /** Called before each retry of a conflicting transaction. @default - none */
+  readonly onTransactionRetry?: (retry: TransactionRetry) => void;
+}
+
+function isState(value: unknown): value is ReservationState {
+  return value === 'reserved' || value === 'settled' || value === 'reclaimed';
+}
+
+/**
+ * Budget ledger over one DynamoDB table. Each scope and window has its own
+ * counter item, keyed by the window's start, and each call has a
+ * reservation record whose state moves reserved → settled or reserved →
+ * reclaimed under a condition, which makes both idempotent.
+ */
+export class BudgetLedger {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly config: GatewayBudgetConfig;
+  private readonly table: string;
+  private readonly metrics: MetricsWriter;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly retry: Parameters<typeof transactWithRetry>[3];
+
+  constructor(options: BudgetLedgerOptions) {
+    this.client = options.client;
+    this.config = options.config;
+    this.table = options.config.table;
+    this.now = options.now ?? Date.now;
+    this.metrics = options.metrics ?? new MetricsWriter({ now: this.now });
+    this.logger = options.logger ?? new Logger();
+    this.retry = {
+      maxAttempts: options.maxTransactionAttempts ?? DEFAULT_TRANSACTION_ATTEMPTS,
+      baseDelayMs: 10,
+      maxDelayMs: 200,
+      onRetry: options.onTransactionRetry,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      random: Math.random,
+    };
+  }
+
+  /** Returns the user id a request counts against, or rejects a request without one. */
+  resolveUser(requestId: string, userId: string | undefined): string {
+    if (userId !== undefined && userId !== '' && userId !== ANONYMOUS_USER_ID) {
+      return userId;
+    }
+    if (this.config.allowAnonymous) {
+      return ANONYMOUS_USER_ID;
+    }
+    throw new UnauthorizedError(
+      `Request ${requestId} has no verified user id (received ${JSON.stringify(userId ?? null)}), ` +
+        'and the budget settings do not allow anonymous calls. Authenticate the caller, or set ' +
+        'budget.allowAnonymous to count such calls against the anonymous user.',
+      requestId,
+    );
+  }
+
+  /**
+   * Reserves the worst case of a call in every counter that applies, in one
+   * transaction with a condition per counter, and writes the reservation
+   * record. Raises BudgetExceededError or RateLimitedError naming the
+   * counter that had no room, and BudgetUnavailableError when the ledger
+   * cannot be reached, unless `failOpen` is set.
+   */
+  async reserve(request: ReserveRequest, logger = this.logger): Promise<Reservation> {
+    const { requestId, agent } = request;
+    const userId = this.resolveUser(requestId, request.userId);
+    const amounts = {
+      tokens: request.estimatedInputTokens + request.maxTokens,
+      nanoUsd: toNanoUsd(request.priceUsd),
+    };
+    try {
+      const nowMs = this.now();
+      const plans = planCounters(this.config, agent, userId, nowMs);
+      // A call larger than a whole limit would pass the condition of a
+      // counter that does not exist yet, so it is rejected here.
+      for (const plan of plans) {
+        if (findPassedLimit(plan, {}, amounts) !== undefined) {
+          throw limitError(plan, await this.readCounter(plan), amounts, requestId);
+        }
+      }
+      const leaseExpiresAt = nowMs + this.config.leaseSeconds * 1000;
+      const record: ReservationRecord = {
+        pk: reservationKey(requestId),
+        sk: RESERVATION_SORT_KEY,
+        state: 'reserved',
+        requestId,
+        agent,
+        userId,
+        tokens: amounts.tokens,
+        nanoUsd: amounts.nanoUsd,
+        counters: plans.map((plan) => ({ kind: plan.kind, pk: plan.pk, sk: plan.span.key })),
+        leaseExpiresAt,
+        leasePk: leaseIndexKey(leaseExpiresAt),
+        leaseSk: leaseIndexSortKey(leaseExpiresAt, requestId),
+        expiresAt: Math.ceil(leaseExpiresAt / 1000) + RESERVATION_RETENTION_SECONDS,
+      };
+      const items: TransactItem[] = plans.map((plan) => reserveCounterItem(this.table, plan, amounts));
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: { ...record, createdAt: new Date(nowMs).toISOString() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+      items.push({
+        Put: {
+          TableName: this.table,
+          Item: { pk: record.leasePk, sk: record.leaseSk, requestId, expiresAt: record.expiresAt },
+        },
+      });
+      const { failed } = await transactWithRetry(
+        this.client,
+        items,
+        { operation: 'reserve', requestId },
+        this.retry,
+      );
+      if (failed.length > 0) {
+        throw await this.rejectionFor(failed[0], plans, amounts, requestId);
+      }
+      return { guarded: true, requestId, tokens: amounts.tokens, nanoUsd: amounts.nanoUsd, leaseExpiresAt };
+    } catch (error) {
+      if (error instanceof AgentStackError) {
+        throw error;
+      }
+      return this.unavailable(error, request, logger);
+    }
+  }
+
+  /**
+   * Settles a call: the reservation moves to `settled`, and in the same
+   * transaction each counter spends the actual usage and releases the rest
+   * of the reservation. A second settle of the same request changes nothing.
+   */
+  async settle(request: SettleRequest): Promise<ReleaseOutcome> {
+    const actual = { tokens: totalTokensOf(request.usage), nanoUsd: toNanoUsd(request.costUsd) };
+    const fields = {
+      settledAt: new Date(this.now()).toISOString(),
+      inputTokens: request.usage.inputTokens,
+      outputTokens: request.usage.outputTokens,
+      cacheReadTokens: request.usage.cacheReadTokens ?? 0,
+      cacheWriteTokens: request.usage.cacheWriteTokens ?? 0,
+      actualTokens: actual.tokens,
+      actualNanoUsd: actual.nanoUsd,
+    };
+    return this.release(request.requestId, 'settled', actual, fields);
+  }
+
+  /** Releases a reservation whose lease has passed, as if it had settled with no usage. */
+  async reclaim(requestId: string, nowMs = this.now()): Promise<ReleaseOutcome> {
+    const fields = { reclaimedAt: new Date(nowMs).toISOString() };
+    return this.release(requestId, 'reclaimed', { tokens: 0, nanoUsd: 0 }, fields, nowMs);
+  }
+
+  /**
+   * Reclaims every reservation whose lease ended by `nowMs`, reading the
+   * lease index of the last `lookbackHours` hours, and returns their ids.
+   */
+  async reclaimExpired(
+    nowMs = this.now(),
+    lookbackHours = DEFAULT_RECLAIM_LOOKBACK_HOURS,
+  ): Promise<string[]> {
+    const reclaimed: string[] = [];
+    const upper = `${new Date(nowMs).toISOString()}#\uffff`;
+    for (let hour = lookbackHours; hour >= 0; hour--) {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :pk AND sk <= :upper',
+            ExpressionAttributeValues: { ':pk': leaseIndexKey(nowMs - hour * 3_600_000), ':upper': upper },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          if ((await this.reclaim(String(item.requestId), nowMs)) === 'reclaimed') {
+            reclaimed.push(String(item.requestId));
+          }
+        }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined);
+    }
+    return reclaimed;
+  }
+
+  /** Reads the reservation record of `requestId` with a consistent read. */
+  async readReservation(requestId: string): Promise<ReservationRecord | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: reservationKey(requestId), sk: RESERVATION_SORT_KEY },
+        ConsistentRead: true,
+      }),
+    );
+    return Item !== undefined && isState(Item.state) ? (Item as ReservationRecord) : undefined;
+  }
+
+  private async release(
+    requestId: string,
+    to: 'settled' | 'reclaimed',
+    actual: { tokens: number; nanoUsd: number },
+    fields: Record<string, unknown>,
+    leaseEndedBy?: number,
+  ): Promise<ReleaseOutcome> {
+    const record = await this.readReservation(requestId);
+    if (record === undefined) {
+      return 'not-found';
+    }
+    // A call that outlived its lease still spent its tokens, so its settle
+    // adds them after the reclaim gave back the reservation.
+    const late = to === 'settled' && record.state === 'reclaimed';
+    if (record.state !== 'reserved' && !late) {
+      return record.state === 'settled' ? 'already-settled' : 'already-reclaimed';
+    }
+    if (leaseEndedBy !== undefined && record.leaseExpiresAt > leaseEndedBy) {
+      return 'lease-active';
+    }
+    const extra =
+      leaseEndedBy === undefined
+        ? undefined
+        : { expression: 'leaseExpiresAt <= :leaseEndedBy', values: { ':leaseEndedBy': leaseEndedBy } };
+    const items: TransactItem[] = [transitionItem(this.table, requestId, record.state, to, fields, extra)];
+    for (const counter of record.counters) {
+      const item = releaseCounterItem(this.table, counter, record, actual, !late);
+      if (item !== undefined) {
+        items.push(item);
+      }
+    }
+    if (!late) {
+      items.push({ Delete: { TableName: this.table, Key: { pk: record.leasePk, sk: record.leaseSk } } });
+    }
+    const { failed } = await transactWithRetry(
+      this.client,
+      items,
+      { operation: to === 'settled' ? 'settle' : 'reclaim', requestId },
+      this.retry,
+    );
+    if (failed.length === 0) {
+      return to;
+    }
+    if (failed[0].index === 0) {
+      // Another settle or reclaim moved the state first; return what it did.
+      const now = await this.readReservation(requestId);
+      return now?.state === 'settled' ? 'already-settled' : 'already-reclaimed';
+    }
+    const counter = record.counters[failed[0].index - 1];
+    throw new Error(
+      `Releasing reservation ${requestId} failed: counter ${counter?.pk} ${counter?.sk} holds ` +
+        'less reserved than the reservation, so the ledger is inconsistent. Inspect the counter item.',
+    );
+  }
+
+  private async readCounter(plan: CounterPlan): Promise<CounterValues> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.table, Key: { pk: plan.pk, sk: plan.span.key }, ConsistentRead: true }),
+    );
+    return (Item ?? {}) as CounterValues;
+  }
+
+  private async rejectionFor(
+    failed: { index: number; item?: Record<string, unknown> },
+    plans: readonly CounterPlan[],
+    amounts: { tokens: number; nanoUsd: number },
+    requestId: string,
+  ): Promise<AgentStackError> {
+    const plan = plans[failed.index];
+    if (plan === undefined) {
+      return new InvalidRequestError(
+        `Request id ${requestId} already has a budget reservation, so the call was not made. ` +
+          'Send each model call with a new request id.',
+        requestId,
+      );
+    }
+    const current = (failed.item as CounterValues | undefined) ?? (await this.readCounter(plan));
+    this.metrics.put(
+      { Agent: plan.agent },
+      { [plan.kind === 'rate' ? 'RateLimited' : 'BudgetRejected']: { value: 1, unit: 'Count' } },
+      { requestId },
+    );
+    return limitError(plan, current, amounts, requestId);
+  }
+
+  private unavailable(error: unknown, request: ReserveRequest, logger: Logger): Reservation {
+    const { requestId, agent } = request;
+    const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    if (!this.config.failOpen) {
+      throw new BudgetUnavailableError(
+        `The budget ledger table ${this.table} could not reserve request ${requestId} ` +
+          `(${cause}), so the call was not made. Retry later; if it persists, check the ` +
+          "table and the gateway's network access to DynamoDB.",
+        requestId,
+        { cause: error },
+      );
+    }
+    logger.error('Budget ledger unreachable; serving the call without a reservation', { table: this.table }, error);
+    this.metrics.put({ Agent: agent }, { UnguardedCall: { value: 1, unit: 'Count' } }, { requestId });
+    return { guarded: false, requestId };
+  }
+}
