@@ -36,13 +36,71 @@ const guardrailSchema = z.strictObject({
   region: z.string().min(1),
 });
 
+const spendLimitsSchema = z.strictObject({
+  tokens: z.number().int().positive().optional(),
+  usd: z.number().positive().optional(),
+});
+
+const windowLimitsSchema = z.strictObject({
+  daily: spendLimitsSchema.optional(),
+  monthly: spendLimitsSchema.optional(),
+});
+
+const rateLimitsSchema = z.strictObject({
+  requestsPerMinute: z.number().int().positive().optional(),
+  tokensPerMinute: z.number().int().positive().optional(),
+});
+
+const priceSchema = z.strictObject({
+  inputPerMillion: z.number().min(0),
+  outputPerMillion: z.number().min(0),
+  cacheReadPerMillion: z.number().min(0),
+  cacheWritePerMillion: z.number().min(0),
+});
+
+const budgetSchema = z.strictObject({
+  table: z.string().min(1),
+  leaseSeconds: z.number().int().positive(),
+  failOpen: z.boolean(),
+  allowAnonymous: z.boolean(),
+  stack: windowLimitsSchema.optional(),
+  agents: z.record(
+    z.string().min(1),
+    z.strictObject({
+      agent: windowLimitsSchema.optional(),
+      perUser: windowLimitsSchema.optional(),
+      agentRate: rateLimitsSchema.optional(),
+      perUserRate: rateLimitsSchema.optional(),
+    }),
+  ),
+  prices: z.record(z.string().min(1), priceSchema),
+});
+
 const runtimeConfigSchema = z.strictObject({
   agents: z.record(z.string().min(1), agentSchema),
   client: clientSchema.optional(),
   breaker: breakerSchema.optional(),
   stateTable: z.string().min(1).optional(),
   guardrail: guardrailSchema.optional(),
+  budget: budgetSchema.optional(),
 });
+
+/** Lists each route target without a price as `agents.<agent>.route model <id>`, when a budget is set. */
+function findUnpricedTargets(config: GatewayRuntimeConfig): string[] {
+  const prices = config.budget?.prices;
+  if (prices === undefined) {
+    return [];
+  }
+  const unpriced: string[] = [];
+  for (const [agent, agentConfig] of Object.entries(config.agents)) {
+    for (const target of agentConfig.route) {
+      if (!Object.hasOwn(prices, target.modelId)) {
+        unpriced.push(`agents.${agent}.route model ${target.modelId}`);
+      }
+    }
+  }
+  return unpriced;
+}
 
 /**
  * Validates a gateway configuration and throws an Error naming the first
@@ -57,6 +115,13 @@ export function validateGatewayConfig(value: unknown, source: string): GatewayRu
       return `${path}: ${issue.message}`;
     });
     throw new Error(`Invalid gateway configuration in ${source}: ${details.join('; ')}.`);
+  }
+  const unpriced = findUnpricedTargets(parsed.data);
+  if (unpriced.length > 0) {
+    throw new Error(
+      `Invalid gateway configuration in ${source}: budget.prices has no price for ` +
+        `${unpriced.join(', ')}. Add a price for every model id on an agent's route.`,
+    );
   }
   return parsed.data;
 }

@@ -16,6 +16,7 @@ import {
   type GatewayStep,
 } from './pipeline';
 import { putOutcomeMetric } from './failover-report';
+import { budgetStep } from './steps/budget';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
 import { resolveRouteStep } from './steps/route';
@@ -32,6 +33,7 @@ export const RESPONSE_MARGIN_MS = 1_000;
 export const DEFAULT_GATEWAY_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
+  budgetStep,
   invokeModelStep,
   respondStep,
 ];

@@ -10,6 +10,7 @@ import type {
 } from '../shared/contracts';
 import type { Logger } from '../shared/logger';
 import type { MetricsWriter } from '../shared/metrics';
+import type { BudgetLedger, Reservation } from './budget/ledger';
 import type { CircuitBreaker } from './breaker';
 import type { ResolvedClientSettings } from './settings';
 
@@ -39,6 +40,8 @@ export interface GatewayServices {
   readonly metrics: MetricsWriter;
   /** Clock in epoch milliseconds, used for latencies and the deadline. */
   readonly now: () => number;
+  /** Budget ledger, set when the configuration has `budget`. */
+  readonly budget?: BudgetLedger;
 }
 
 /**
@@ -61,6 +64,8 @@ export interface GatewayContext {
   route?: readonly ModelTarget[];
   result?: ModelCallResult;
   response?: GatewayResponse;
+  /** Budget reserved for the call, set by the budget step. */
+  reservation?: Reservation;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { GatewayRuntimeConfig } from '../shared/contracts';
 import { MetricsWriter } from '../shared/metrics';
 import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
 import { CircuitBreaker } from './breaker';
+import { BudgetLedger, type BudgetLedgerOptions } from './budget/ledger';
 import { DynamoBreakerStore, createStateTableClient } from './breaker-table';
 import { validateGatewayConfig } from './config';
 import type { GatewayServices } from './pipeline';
@@ -38,6 +39,16 @@ export interface GatewayServicesOptions {
    * @default Date.now
    */
   readonly now?: () => number;
+  /**
+   * DynamoDB client for the budget ledger table named by `config.budget.table`.
+   * @default - createStateTableClient(), in the function's own region
+   */
+  readonly budgetTableClient?: DynamoDBDocumentClient;
+  /**
+   * Settings of the budget ledger beyond its client, configuration and clock.
+   * @default - the ledger's defaults
+   */
+  readonly budgetLedgerOptions?: Partial<Omit<BudgetLedgerOptions, 'client' | 'config' | 'now'>>;
 }
 
 /**
@@ -70,5 +81,15 @@ export function createGatewayServices(
     now,
   });
   const metrics = options.metrics ?? new MetricsWriter({ now });
-  return { config, clientForRegion, clientSettings, breaker, metrics, now };
+  const budget =
+    config.budget === undefined
+      ? undefined
+      : new BudgetLedger({
+          metrics,
+          ...options.budgetLedgerOptions,
+          client: options.budgetTableClient ?? createStateTableClient(),
+          config: config.budget,
+          now,
+        });
+  return { config, clientForRegion, clientSettings, breaker, metrics, now, budget };
 }

@@ -16,6 +16,7 @@ import {
 import { putOutcomeMetric } from '../failover-report';
 import { runSteps, type GatewayServices, type GatewayStep } from '../pipeline';
 import { createGatewayServices } from '../services';
+import { budgetStep, createBudgetUsageRecorder } from '../steps/budget';
 import { resolveRouteStep } from '../steps/route';
 import { validateStep } from '../steps/validate';
 import { StreamEventWriter } from './event-writer';
@@ -31,7 +32,11 @@ import { logStreamUsage, type StreamUsageRecorder } from './usage';
  * buffered request. A step added before the model call in
  * DEFAULT_GATEWAY_STEPS belongs here too.
  */
-export const DEFAULT_STREAM_STEPS: readonly GatewayStep[] = [validateStep, resolveRouteStep];
+export const DEFAULT_STREAM_STEPS: readonly GatewayStep[] = [
+  validateStep,
+  resolveRouteStep,
+  budgetStep,
+];
 
 /** Streams one gateway request to `writable` as newline-delimited JSON events. */
 export type GatewayStreamHandler = (
@@ -170,7 +175,8 @@ export async function streamGatewayRequest(
   const remainingMs = lambdaContext?.getRemainingTimeInMillis?.();
   const deadline = requestDeadline(startedAt, remainingMs, services.clientSettings.requestDeadlineMs);
   const context: StreamGatewayContext = { event: payload, requestId, deadline, services, logger };
-  const streamStep = createConverseStreamStep(writer, deps.recordUsage ?? logStreamUsage);
+  const recordUsage = createBudgetUsageRecorder(services, deps.recordUsage ?? logStreamUsage);
+  const streamStep = createConverseStreamStep(writer, recordUsage);
 
   try {
     await runSteps([...(deps.steps ?? DEFAULT_STREAM_STEPS), streamStep], context);
