@@ -1,7 +1,7 @@
 /**
  * The gateway with a budget: a buffered and a streamed call through the
  * real SDK to a loopback Bedrock server, reserving and settling in a
- * ledger table in DynamoDB Local.
+ * ledger table in DynamoDB Local, and the per-call EMF metrics line.
  */
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -16,7 +16,7 @@ import type { GatewayRuntimeConfig, GatewayStreamEvent } from '../lambda/shared/
 import { Logger } from '../lambda/shared/logger';
 import { MetricsWriter } from '../lambda/shared/metrics';
 import { errorResponse, startBedrockServer, textResponse, type BedrockServer } from './support/bedrock-server';
-import { streamEvents, streamResponse } from './support/bedrock-stream';
+import { streamEvents, streamResponse, textStreamSteps } from './support/bedrock-stream';
 import { startDynamoDbLocal, type DynamoDbLocal } from './support/dynamodb-local';
 import { expectFailure, expectSuccess, gatewayRequest, TEST_CREDENTIALS } from './support/failover-harness';
 import { createEventSink } from './support/ndjson';
@@ -34,6 +34,7 @@ const NOW = Date.UTC(2026, 11, 4, 9, 30, 0);
 let dynamo: DynamoDbLocal;
 let bedrock: BedrockServer;
 const clients: BedrockRuntimeClient[] = [];
+const metricLines: string[] = [];
 
 beforeAll(async () => {
   dynamo = await startDynamoDbLocal(TABLE);
@@ -46,7 +47,10 @@ afterAll(async () => {
   await dynamo?.stop();
 });
 
-beforeEach(() => bedrock.reset());
+beforeEach(() => {
+  bedrock.reset();
+  metricLines.length = 0;
+});
 
 function config(agent: string, dailyTokens: number): GatewayRuntimeConfig {
   return {
@@ -67,7 +71,7 @@ function options(gatewayConfig: GatewayRuntimeConfig): GatewayHandlerOptions {
     config: gatewayConfig,
     now: () => NOW,
     logger: new Logger({}, { sink: () => undefined }),
-    metrics: new MetricsWriter({ sink: () => undefined }),
+    metrics: new MetricsWriter({ sink: (line) => metricLines.push(line), now: () => NOW }),
     budgetTableClient: dynamo.documentClient,
     clientForRegion: (region, settings) => {
       const client = createBedrockClient(region, {
@@ -79,6 +83,24 @@ function options(gatewayConfig: GatewayRuntimeConfig): GatewayHandlerOptions {
       return client;
     },
   };
+}
+
+/** Returns the parsed EMF lines that publish `name`. */
+function metricsNamed(name: string): Array<Record<string, any>> {
+  return metricLines
+    .map((line) => JSON.parse(line) as Record<string, any>)
+    .filter((line) =>
+      (line._aws?.CloudWatchMetrics ?? []).some((group: any) =>
+        group.Metrics.some((metric: any) => metric.Name === name),
+      ),
+    );
+}
+
+/** Returns the one EMF line of a model call, failing when there is none or more than one. */
+function callMetricLine(): Record<string, any> {
+  const lines = metricsNamed('ModelLatency');
+  expect(lines).toHaveLength(1);
+  return lines[0];
 }
 
 async function readItem(pk: string, sk: string): Promise<Record<string, any> | undefined> {
@@ -155,5 +177,139 @@ describe('gateway budget', () => {
     expect(() => validateGatewayConfig(unpriced, 'test')).toThrow(
       `budget.prices has no price for agents.x.route model ${PROFILE}`,
     );
+  });
+  test('buffered cache tokens reach settle', async () => {
+    const handle = createGatewayHandler(options(config('cached', 10_000)));
+    const usage = { inputTokens: 10, outputTokens: 5, cacheReadInputTokens: 200, cacheWriteInputTokens: 40 };
+    bedrock.script(textResponse('Paris.', { usage }));
+
+    const response = expectSuccess(await handle(gatewayRequest('cached', { requestId: 'budget-5' })));
+
+    expect(response.usage).toEqual({ ...usage, totalTokens: 255 });
+    const record = await readItem('reservation#budget-5', 'reservation');
+    expect(record?.state).toBe('settled');
+    expect(record?.cacheReadTokens).toBe(200);
+    expect(record?.cacheWriteTokens).toBe(40);
+    expect(record?.actualTokens).toBe(255);
+    // 10 × $3 + 5 × $15 + 200 × $0.30 + 40 × $3.75 per million tokens.
+    const nanoUsd = 10 * 3_000 + 5 * 15_000 + 200 * 300 + 40 * 3_750;
+    expect(record?.actualNanoUsd).toBe(nanoUsd);
+    const counter = await readItem('budget#agent#cached', 'day#2026-12-04');
+    expect(counter?.spentTokens).toBe(255);
+    expect(counter?.spentNanoUsd).toBe(nanoUsd);
+  });
+
+  test('streamed cache tokens reach settle', async () => {
+    const stream = createGatewayStreamHandler(options(config('cached-chat', 10_000)));
+    const usage = { inputTokens: 8, outputTokens: 2, cacheReadInputTokens: 500 };
+    bedrock.script(streamResponse(textStreamSteps(['Par', 'is.'], { usage })));
+    const { writable, collector } = createEventSink<GatewayStreamEvent>();
+
+    await stream(gatewayRequest('cached-chat', { requestId: 'budget-6', stream: true }), writable);
+
+    const last = collector.events.at(-1);
+    expect(last?.type).toBe('usage');
+    const streamed = last as Extract<GatewayStreamEvent, { type: 'usage' }>;
+    expect(streamed.usage).toEqual({ ...usage, totalTokens: 510, estimated: false });
+    const record = await readItem('reservation#budget-6', 'reservation');
+    expect(record?.state).toBe('settled');
+    expect(record?.cacheReadTokens).toBe(500);
+    expect(record?.cacheWriteTokens).toBe(0);
+    expect(record?.actualTokens).toBe(510);
+    expect(record?.actualNanoUsd).toBe(8 * 3_000 + 2 * 15_000 + 500 * 300);
+  });
+
+  test('buffered call writes one EMF line', async () => {
+    const handle = createGatewayHandler(options(config('metered', 10_000)));
+    const usage = { inputTokens: 12, outputTokens: 3, cacheWriteInputTokens: 100 };
+    bedrock.script(textResponse('Paris.', { usage }));
+
+    expectSuccess(await handle(gatewayRequest('metered', { requestId: 'metrics-1' })));
+
+    const line = callMetricLine();
+    expect(line.Agent).toBe('metered');
+    expect(line.Model).toBe(PROFILE);
+    expect(line.Region).toBe('us-east-1');
+    expect(line.requestId).toBe('metrics-1');
+    expect(line.InputTokens).toBe(12);
+    expect(line.OutputTokens).toBe(3);
+    expect(line.TotalTokens).toBe(115);
+    expect(line.CostUsd).toBeCloseTo((12 * 3 + 3 * 15 + 100 * 3.75) / 1_000_000, 12);
+    // The clock is fixed, so the latency is 0 ms.
+    expect(line.ModelLatency).toBe(0);
+    expect(line.cacheWriteInputTokens).toBe(100);
+    expect(line._aws.Timestamp).toBe(NOW);
+    expect(line._aws.CloudWatchMetrics).toEqual([
+      {
+        Namespace: 'AgentStack',
+        Dimensions: [['Agent', 'Model']],
+        Metrics: [
+          { Name: 'InputTokens', Unit: 'Count' },
+          { Name: 'OutputTokens', Unit: 'Count' },
+          { Name: 'TotalTokens', Unit: 'Count' },
+          { Name: 'CostUsd', Unit: 'None' },
+        ],
+      },
+      {
+        Namespace: 'AgentStack',
+        Dimensions: [['Agent', 'Model', 'Region']],
+        Metrics: [{ Name: 'ModelLatency', Unit: 'Milliseconds' }],
+      },
+    ]);
+  });
+
+  test('streamed call writes one EMF line', async () => {
+    const stream = createGatewayStreamHandler(options(config('metered-chat', 10_000)));
+    const usage = { inputTokens: 20, outputTokens: 4, cacheReadInputTokens: 1_000 };
+    bedrock.script(streamResponse(textStreamSteps(['Paris.'], { usage })));
+    const { writable } = createEventSink<GatewayStreamEvent>();
+
+    await stream(gatewayRequest('metered-chat', { requestId: 'metrics-2', stream: true }), writable);
+
+    const line = callMetricLine();
+    expect(line.Agent).toBe('metered-chat');
+    expect(line.Model).toBe(PROFILE);
+    expect(line.Region).toBe('us-east-1');
+    expect(line.requestId).toBe('metrics-2');
+    expect(line.outcome).toBe('completed');
+    expect(line.usageEstimated).toBe(false);
+    expect(line.InputTokens).toBe(20);
+    expect(line.OutputTokens).toBe(4);
+    expect(line.TotalTokens).toBe(1_024);
+    expect(line.CostUsd).toBeCloseTo((20 * 3 + 4 * 15 + 1_000 * 0.3) / 1_000_000, 12);
+    expect(line.ModelLatency).toBe(0);
+    expect(line.cacheReadInputTokens).toBe(1_000);
+    const groups = line._aws.CloudWatchMetrics;
+    expect(groups.map((group: any) => group.Namespace)).toEqual(['AgentStack', 'AgentStack']);
+    expect(groups.map((group: any) => group.Dimensions)).toEqual([
+      [['Agent', 'Model']],
+      [['Agent', 'Model', 'Region']],
+    ]);
+    expect(groups[0].Metrics).toContainEqual({ Name: 'CostUsd', Unit: 'None' });
+    expect(groups[1].Metrics).toEqual([{ Name: 'ModelLatency', Unit: 'Milliseconds' }]);
+  });
+
+  test('no CostUsd without a price', async () => {
+    const { budget: _budget, ...unbudgeted } = config('free', 10_000);
+    const handle = createGatewayHandler(options(unbudgeted));
+    const stream = createGatewayStreamHandler(options(unbudgeted));
+    bedrock.script(
+      textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }),
+      textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }),
+    );
+
+    expectSuccess(await handle(gatewayRequest('free', { requestId: 'metrics-3' })));
+    const { writable } = createEventSink<GatewayStreamEvent>();
+    await stream(gatewayRequest('free', { requestId: 'metrics-4', stream: true }), writable);
+
+    const lines = metricsNamed('ModelLatency');
+    expect(lines.map((line) => line.requestId)).toEqual(['metrics-3', 'metrics-4']);
+    for (const line of lines) {
+      expect(line.TotalTokens).toBe(15);
+      expect(line).not.toHaveProperty('CostUsd');
+      const names = line._aws.CloudWatchMetrics[0].Metrics.map((metric: any) => metric.Name);
+      expect(names).toEqual(['InputTokens', 'OutputTokens', 'TotalTokens']);
+    }
+    expect(metricsNamed('CostUsd')).toHaveLength(0);
   });
 });

@@ -16,6 +16,7 @@ import {
   loadGatewayConfigFromEnv,
   type GatewayHandler,
 } from '../lambda/gateway';
+import { normalizeUsage } from '../lambda/gateway/steps/invoke-model';
 import type {
   GatewayErrorResponse,
   GatewayResponse,
@@ -575,5 +576,56 @@ describe('loopback Bedrock server', () => {
 
     expect((error as Error).name).toBe(SCRIPT_EMPTY_ERROR_TYPE);
     expect((error as Error).message).toContain('no scripted response left');
+  });
+});
+
+describe('normalizeUsage', () => {
+  test('keeps reported cache tokens', () => {
+    const usage = normalizeUsage({
+      inputTokens: 10,
+      outputTokens: 5,
+      totalTokens: 255,
+      cacheReadInputTokens: 200,
+      cacheWriteInputTokens: 40,
+    });
+
+    expect(usage).toStrictEqual({
+      inputTokens: 10,
+      outputTokens: 5,
+      totalTokens: 255,
+      cacheReadInputTokens: 200,
+      cacheWriteInputTokens: 40,
+    });
+  });
+
+  test('clamps negative cache tokens to 0', () => {
+    const usage = normalizeUsage({
+      inputTokens: 10,
+      outputTokens: 5,
+      totalTokens: 15,
+      cacheReadInputTokens: -3,
+      cacheWriteInputTokens: 2.5,
+    });
+
+    expect(usage.cacheReadInputTokens).toBe(0);
+    expect(usage.cacheWriteInputTokens).toBe(0);
+    expect(usage.totalTokens).toBe(15);
+  });
+
+  test('raises total to include cache tokens', () => {
+    const usage = normalizeUsage({
+      inputTokens: 10,
+      outputTokens: 5,
+      totalTokens: 15,
+      cacheReadInputTokens: 100,
+    });
+
+    expect(usage.totalTokens).toBe(115);
+  });
+
+  test('omits cache tokens Bedrock did not report', () => {
+    const usage = normalizeUsage({ inputTokens: 1, outputTokens: 2, totalTokens: 3 });
+
+    expect(usage).toStrictEqual({ inputTokens: 1, outputTokens: 2, totalTokens: 3 });
   });
 });

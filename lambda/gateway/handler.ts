@@ -109,6 +109,8 @@ function logOutcome(context: GatewayContext, startedAt: number, error?: AgentSta
     inputTokens: result?.usage.inputTokens,
     outputTokens: result?.usage.outputTokens,
     totalTokens: result?.usage.totalTokens,
+    cacheReadInputTokens: result?.usage.cacheReadInputTokens,
+    cacheWriteInputTokens: result?.usage.cacheWriteInputTokens,
     latencyMs: result?.latencyMs,
     durationMs: Math.round(context.services.now() - startedAt),
   };

@@ -9,6 +9,7 @@ export * from './bedrock-client';
 export * from './breaker';
 export * from './breaker-store';
 export * from './breaker-table';
+export * from './call-metrics';
 export * from './classify';
 export { loadGatewayConfigFromEnv, validateGatewayConfig } from './config';
 export * from './failover';

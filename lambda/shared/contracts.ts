@@ -235,6 +235,10 @@ export interface Usage {
   readonly inputTokens: number;
   readonly outputTokens: number;
   readonly totalTokens: number;
+  /** Input tokens read from the prompt cache, present when Bedrock reported them. */
+  readonly cacheReadInputTokens?: number;
+  /** Input tokens written to the prompt cache, present when Bedrock reported them. */
+  readonly cacheWriteInputTokens?: number;
 }
 
 /** Successful gateway result. */

@@ -90,8 +90,20 @@ export class MetricsWriter {
     metrics: Record<string, MetricValue>,
     properties: Record<string, unknown> = {},
   ): void {
-    const group = { dimensions: Object.keys(dimensionValues), metrics };
-    const fields = emfFields(dimensionValues, [group], this.now());
+    this.putGroups(dimensionValues, [{ dimensions: Object.keys(dimensionValues), metrics }], properties);
+  }
+
+  /**
+   * Writes one line that publishes each group with its own dimension names,
+   * so that metrics of one event can differ in their dimensions. Every
+   * group's dimension names must appear in `dimensionValues`.
+   */
+  putGroups(
+    dimensionValues: Record<string, string>,
+    groups: readonly MetricGroup[],
+    properties: Record<string, unknown> = {},
+  ): void {
+    const fields = emfFields(dimensionValues, groups, this.now());
     this.sink(JSON.stringify({ ...properties, ...fields }));
   }
 }

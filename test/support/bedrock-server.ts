@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import {
   createRenderTools,
   renderConverseStream,
+  wireUsageOf,
   type RenderTools,
   type StreamRecord,
   type StreamResponse,
@@ -27,6 +28,10 @@ export interface ScriptedUsage {
   readonly inputTokens: number;
   readonly outputTokens: number;
   readonly totalTokens?: number;
+  /** Sent only when set, because the member is optional in Bedrock's TokenUsage. */
+  readonly cacheReadInputTokens?: number;
+  /** Sent only when set, because the member is optional in Bedrock's TokenUsage. */
+  readonly cacheWriteInputTokens?: number;
 }
 
 interface ScriptedBase {
@@ -232,13 +237,6 @@ function sendError(res: ServerResponse, status: number, errorType: string, messa
   sendJson(res, status, { message }, { 'x-amzn-errortype': `${errorType}${ERROR_TYPE_SUFFIX}` });
 }
 
-function usageOf(usage: ScriptedUsage | undefined): Required<ScriptedUsage> {
-  const inputTokens = usage?.inputTokens ?? 1;
-  const outputTokens = usage?.outputTokens ?? 1;
-  const totalTokens = usage?.totalTokens ?? inputTokens + outputTokens;
-  return { inputTokens, outputTokens, totalTokens };
-}
-
 /** Writes a scripted response as a Converse JSON body. */
 function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
   if (response.type === 'error') {
@@ -262,7 +260,7 @@ function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
   sendJson(res, 200, {
     output: { message: { role: 'assistant', content } },
     stopReason: response.type === 'toolUse' ? 'tool_use' : (response.stopReason ?? 'end_turn'),
-    usage: usageOf(response.usage),
+    usage: wireUsageOf(response.usage),
     metrics: { latencyMs: response.delayMs ?? 0 },
     trace: response.type === 'text' ? response.trace : undefined,
   });

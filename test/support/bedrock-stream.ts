@@ -176,7 +176,7 @@ export const streamEvents = {
   blockStop: (index: number) => event('contentBlockStop', { contentBlockIndex: index }),
   messageStop: (stopReason = 'end_turn') => event('messageStop', { stopReason }),
   metadata: (usage?: ScriptedUsage) =>
-    event('metadata', { usage: usageOf(usage), metrics: { latencyMs: 1 } }),
+    event('metadata', { usage: wireUsageOf(usage), metrics: { latencyMs: 1 } }),
 };
 
 /** Builds an exception frame step, such as `streamException('modelStreamErrorException')`. */
@@ -235,11 +235,28 @@ export function splitWords(text: string): string[] {
   return text.match(/\s*\S+|\s+$/g) ?? [];
 }
 
-function usageOf(usage: ScriptedUsage | undefined): Required<ScriptedUsage> {
+/** Token counts as the wire usage object carries them. */
+export type WireUsage = Required<Pick<ScriptedUsage, 'inputTokens' | 'outputTokens' | 'totalTokens'>> &
+  Pick<ScriptedUsage, 'cacheReadInputTokens' | 'cacheWriteInputTokens'>;
+
+/**
+ * Returns the wire usage of a scripted response: 1 input and 1 output token
+ * by default, and a total of every count given, cache tokens included.
+ */
+export function wireUsageOf(usage: ScriptedUsage | undefined): WireUsage {
   const inputTokens = usage?.inputTokens ?? 1;
   const outputTokens = usage?.outputTokens ?? 1;
-  const totalTokens = usage?.totalTokens ?? inputTokens + outputTokens;
-  return { inputTokens, outputTokens, totalTokens };
+  const cacheRead = usage?.cacheReadInputTokens;
+  const cacheWrite = usage?.cacheWriteInputTokens;
+  const totalTokens =
+    usage?.totalTokens ?? inputTokens + outputTokens + (cacheRead ?? 0) + (cacheWrite ?? 0);
+  return {
+    inputTokens,
+    outputTokens,
+    totalTokens,
+    ...(cacheRead === undefined ? {} : { cacheReadInputTokens: cacheRead }),
+    ...(cacheWrite === undefined ? {} : { cacheWriteInputTokens: cacheWrite }),
+  };
 }
 
 /** Steps of a text or tool-use response, so that one script serves both operations. */

@@ -1,6 +1,7 @@
 import type { ModelTarget, Usage } from '../../shared/contracts';
 import type { Logger } from '../../shared/logger';
 import { estimateInputTokens, priceCall, priceOf, worstCasePriceUsd } from '../budget/pricing';
+import { callUsageOf } from '../call-metrics';
 import {
   requireField,
   type GatewayContext,
@@ -27,7 +28,8 @@ export async function settleUsage(
     return;
   }
   try {
-    const callUsage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens };
+    // Cache reads and writes are priced at their own rates, so they reach the ledger apart from input.
+    const callUsage = callUsageOf(usage);
     const costUsd =
       target === undefined ? 0 : priceCall(priceOf(services.config.budget!.prices, target.modelId), callUsage);
     const outcome = await ledger.settle({ requestId, usage: callUsage, costUsd });

@@ -11,6 +11,7 @@ import type {
   Usage,
 } from '../../shared/contracts';
 import { AgentStackError, ModelCallError } from '../../shared/errors';
+import { putCallMetrics } from '../call-metrics';
 import { classifyModelError } from '../classify';
 import { callWithFailover } from '../failover';
 import { createFailoverReporter } from '../failover-report';
@@ -93,15 +94,28 @@ function tokenCount(count: number | undefined): number {
 
 /**
  * Returns the usage of a Converse response as counts the worker's token cap
- * and the budget can add up. A missing or negative count becomes 0, and the
- * total is never below input plus output, because a smaller total would
- * let a task run past its token cap.
+ * and the budget can add up. A missing or negative count becomes 0. The
+ * total is never below input plus output plus cache reads and writes,
+ * because a smaller total would let a task run past its token cap. The cache
+ * counts are kept only when Bedrock reported them.
  */
 export function normalizeUsage(usage: ConverseCommandOutput['usage']): Usage {
   const inputTokens = tokenCount(usage?.inputTokens);
   const outputTokens = tokenCount(usage?.outputTokens);
-  const totalTokens = Math.max(tokenCount(usage?.totalTokens), inputTokens + outputTokens);
-  return { inputTokens, outputTokens, totalTokens };
+  const cache: { cacheReadInputTokens?: number; cacheWriteInputTokens?: number } = {};
+  if (usage?.cacheReadInputTokens !== undefined) {
+    cache.cacheReadInputTokens = tokenCount(usage.cacheReadInputTokens);
+  }
+  if (usage?.cacheWriteInputTokens !== undefined) {
+    cache.cacheWriteInputTokens = tokenCount(usage.cacheWriteInputTokens);
+  }
+  const counted =
+    inputTokens +
+    outputTokens +
+    (cache.cacheReadInputTokens ?? 0) +
+    (cache.cacheWriteInputTokens ?? 0);
+  const totalTokens = Math.max(tokenCount(usage?.totalTokens), counted);
+  return { inputTokens, outputTokens, totalTokens, ...cache };
 }
 
 /** Raises the error for a response without an output message, which Bedrock should never send. */
@@ -201,6 +215,17 @@ export const invokeModelStep: GatewayStep = {
       now,
     });
     context.result = value;
+    // NOTE: a call that Bedrock returned a response for but that raised later, such as
+    // a guardrail block, writes no per-call metrics, because its usage is dropped.
+    putCallMetrics({
+      metrics,
+      config,
+      agent: request.agent,
+      target: value.target,
+      usage: value.usage,
+      latencyMs: value.latencyMs,
+      requestId: context.requestId,
+    });
     await next();
   },
 };

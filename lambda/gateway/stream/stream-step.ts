@@ -1,6 +1,7 @@
 import type { ConverseCommandOutput } from '@aws-sdk/client-bedrock-runtime';
 import type { GatewayStreamEvent, ModelTarget } from '../../shared/contracts';
 import { AgentStackError, TimeoutError } from '../../shared/errors';
+import { putCallMetrics } from '../call-metrics';
 import { classifyModelError } from '../classify';
 import { callWithFailover } from '../failover';
 import { createFailoverReporter } from '../failover-report';
@@ -231,14 +232,28 @@ export function createConverseStreamStep(
           latencyMs: Math.round(now() - opened.startedAt),
         };
         await record(recordUsage, context.streamUsage, context);
+        // Failed and cancelled streams spent tokens too, so they are counted here.
+        putCallMetrics({
+          metrics: context.services.metrics,
+          config,
+          agent: request.agent,
+          target,
+          usage: context.streamUsage.usage,
+          latencyMs: context.streamUsage.latencyMs,
+          requestId: context.requestId,
+          properties: {
+            outcome: context.streamUsage.outcome,
+            usageEstimated: context.streamUsage.usage.estimated,
+          },
+        });
       }
 
       const { usage, latencyMs } = context.streamUsage;
-      const { inputTokens, outputTokens, totalTokens } = usage;
+      const { estimated: _estimated, ...callUsage } = usage;
       context.result = {
         output: assembler.message(),
         stopReason: assembler.stopReason ?? 'unknown',
-        usage: { inputTokens, outputTokens, totalTokens },
+        usage: callUsage,
         target,
         latencyMs,
       };

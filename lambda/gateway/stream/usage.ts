@@ -48,6 +48,8 @@ export const logStreamUsage: StreamUsageRecorder = (record, logger) => {
     inputTokens: record.usage.inputTokens,
     outputTokens: record.usage.outputTokens,
     totalTokens: record.usage.totalTokens,
+    cacheReadInputTokens: record.usage.cacheReadInputTokens,
+    cacheWriteInputTokens: record.usage.cacheWriteInputTokens,
     usageEstimated: record.usage.estimated,
     stopReason: record.stopReason,
     errorName: record.errorName,

@@ -1,0 +1,83 @@
+import type { GatewayRuntimeConfig, ModelTarget, Usage } from '../shared/contracts';
+import type { MetricGroup, MetricsWriter } from '../shared/metrics';
+import { priceCall, type CallUsage } from './budget/pricing';
+
+/** Returns the token counts of `usage` in the shape the budget ledger settles. */
+export function callUsageOf(usage: Usage): CallUsage {
+  return {
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    cacheReadTokens: usage.cacheReadInputTokens ?? 0,
+    cacheWriteTokens: usage.cacheWriteInputTokens ?? 0,
+  };
+}
+
+/**
+ * Returns the list price in US dollars of a call on `target` with `usage`,
+ * cache reads and writes at their own rates, from `budget.prices`. Returns
+ * undefined when no price is configured for the target's model id, which
+ * is the case for every target of a gateway without `budget`.
+ */
+export function callCostUsd(
+  config: GatewayRuntimeConfig,
+  target: ModelTarget,
+  usage: Usage,
+): number | undefined {
+  const prices = config.budget?.prices;
+  if (prices === undefined || !Object.hasOwn(prices, target.modelId)) {
+    return undefined;
+  }
+  return priceCall(prices[target.modelId], callUsageOf(usage));
+}
+
+/** Settings of {@link putCallMetrics}. */
+export interface CallMetricsOptions {
+  readonly metrics: MetricsWriter;
+  readonly config: GatewayRuntimeConfig;
+  /** Agent of the validated request. */
+  readonly agent: string;
+  /** Target that served the call. */
+  readonly target: ModelTarget;
+  readonly usage: Usage;
+  /** Milliseconds from sending the call to its response, or to the end of its stream. */
+  readonly latencyMs: number;
+  readonly requestId: string;
+  /** Extra fields for the line that do not become dimensions. @default - none */
+  readonly properties?: Record<string, unknown>;
+}
+
+/**
+ * Writes one EMF line for a model call that reached a target: InputTokens,
+ * OutputTokens, TotalTokens (Count) and CostUsd (None) with dimensions
+ * Agent and Model, and ModelLatency (Milliseconds) with Agent, Model and
+ * Region. Model is the model id or inference profile id as called.
+ */
+export function putCallMetrics(options: CallMetricsOptions): void {
+  const { metrics, config, agent, target, usage, latencyMs, requestId } = options;
+  const costUsd = callCostUsd(config, target, usage);
+  const usageGroup: MetricGroup = {
+    dimensions: ['Agent', 'Model'],
+    metrics: {
+      InputTokens: { value: usage.inputTokens, unit: 'Count' },
+      OutputTokens: { value: usage.outputTokens, unit: 'Count' },
+      TotalTokens: { value: usage.totalTokens, unit: 'Count' },
+      // Without a price the cost is unknown, and a zero would pull sums and
+      // averages down, so the metric is left out instead.
+      ...(costUsd === undefined ? {} : { CostUsd: { value: costUsd, unit: 'None' as const } }),
+    },
+  };
+  const latencyGroup: MetricGroup = {
+    dimensions: ['Agent', 'Model', 'Region'],
+    metrics: { ModelLatency: { value: latencyMs, unit: 'Milliseconds' } },
+  };
+  metrics.putGroups(
+    { Agent: agent, Model: target.modelId, Region: target.region },
+    [usageGroup, latencyGroup],
+    {
+      ...options.properties,
+      requestId,
+      cacheReadInputTokens: usage.cacheReadInputTokens,
+      cacheWriteInputTokens: usage.cacheWriteInputTokens,
+    },
+  );
+}
