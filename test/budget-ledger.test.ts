@@ -286,6 +286,128 @@ describe('reclaim', () => {
   });
 });
 
+/**
+ * Creates a ledger whose client records the DynamoDB operation of every
+ * HTTP request it sends. The middleware sits at step finalizeRequest,
+ * inside the SDK's retry middleware, so that each attempt counts.
+ */
+function countingLedger(config: GatewayBudgetConfig) {
+  const operations: string[] = [];
+  const client = new DynamoDBClient({
+    endpoint: dynamo.endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  extraClients.push(client);
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+      const target = headers['x-amz-target'] ?? 'unknown';
+      operations.push(target.slice(target.lastIndexOf('.') + 1));
+      return next(args);
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'countLedgerRoundTrips' },
+  );
+  const { ledger } = ledgerFor(config, {
+    client: DynamoDBDocumentClient.from(client),
+    now: () => DEC_4_NOON,
+  });
+  return { ledger, operations };
+}
+
+describe('settle with a handle', () => {
+  test('round trips per call', async () => {
+    const agent = uniqueAgent();
+    const config = budgetConfig({
+      agents: { [agent]: { agent: { daily: { tokens: 1_000 } }, perUserRate: { requestsPerMinute: 5 } } },
+    });
+    const { ledger, operations } = countingLedger(config);
+
+    const reservation = await ledger.reserve(reserveRequest(agent, `${agent}-1`, 400));
+    const reserveTrips = operations.splice(0);
+    if (!reservation.guarded) {
+      throw new Error('The reservation should be guarded.');
+    }
+    const { settlement } = reservation;
+    const settled = await ledger.settle({ requestId: `${agent}-1`, usage: USAGE, costUsd: 0, settlement });
+    const settleTrips = operations.splice(0);
+    await ledger.reserve(reserveRequest(agent, `${agent}-2`, 400));
+    operations.length = 0;
+    const settledById = await ledger.settle({ requestId: `${agent}-2`, usage: USAGE, costUsd: 0 });
+    const settleByIdTrips = operations.splice(0);
+
+    expect(reserveTrips).toEqual(['TransactWriteItems']);
+    expect(settled).toBe('settled');
+    expect(settleTrips).toEqual(['TransactWriteItems']);
+    expect(settledById).toBe('settled');
+    expect(settleByIdTrips).toEqual(['GetItem', 'TransactWriteItems']);
+    const item = await readItem(`budget#agent#${agent}`, 'day#2026-12-04');
+    expect(item?.reservedTokens).toBe(0);
+    expect(item?.spentTokens).toBe(100);
+    const rate = await readItem(`rate#user#${agent}#alice`, 'minute#2026-12-04T12:00');
+    expect(rate?.requests).toBe(2);
+    expect(rate?.tokens).toBe(100);
+  });
+
+  test('replay changes nothing', async () => {
+    const agent = uniqueAgent();
+    const config = budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } });
+    const { ledger } = ledgerFor(config, { now: () => DEC_4_NOON });
+    const reservation = await ledger.reserve(reserveRequest(agent, `${agent}-1`, 400));
+    const settlement = reservation.guarded ? reservation.settlement : undefined;
+    const request = { requestId: `${agent}-1`, usage: USAGE, costUsd: 0.0004, settlement };
+
+    const outcomes = await Promise.all([ledger.settle(request), ledger.settle(request), ledger.settle(request)]);
+    const replay = await ledger.settle(request);
+
+    expect(settlement).toBeDefined();
+    expect(outcomes.filter((outcome) => outcome === 'settled')).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome === 'already-settled')).toHaveLength(2);
+    expect(replay).toBe('already-settled');
+    const item = await readItem(`budget#agent#${agent}`, 'day#2026-12-04');
+    expect(item?.reservedTokens).toBe(0);
+    expect(item?.spentTokens).toBe(50);
+    expect(item?.usedTokens).toBe(50);
+    expect(item?.spentNanoUsd).toBe(400_000);
+    const lease = reservation.guarded ? reservation.settlement : undefined;
+    expect(await readItem(lease!.leasePk, lease!.leaseSk)).toBeUndefined();
+  });
+
+  test('late settle after reclaim spends once', async () => {
+    const agent = uniqueAgent();
+    const config = budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } });
+    const { ledger } = ledgerFor(config, { now: () => DEC_4_NOON });
+    const reservation = await ledger.reserve(reserveRequest(agent, `${agent}-slow`, 400));
+    const settlement = reservation.guarded ? reservation.settlement : undefined;
+    await ledger.reclaimExpired(DEC_4_NOON + 301_000);
+    const request = { requestId: `${agent}-slow`, usage: USAGE, costUsd: 0, settlement };
+
+    const settled = await ledger.settle(request);
+    const replay = await ledger.settle(request);
+
+    expect(settlement).toBeDefined();
+    expect(settled).toBe('settled');
+    expect(replay).toBe('already-settled');
+    const item = await readItem(`budget#agent#${agent}`, 'day#2026-12-04');
+    expect(item?.reservedTokens).toBe(0);
+    expect(item?.spentTokens).toBe(50);
+    expect(item?.usedTokens).toBe(50);
+  });
+
+  test('handle of another request is rejected', async () => {
+    const agent = uniqueAgent();
+    const config = budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } });
+    const { ledger } = ledgerFor(config, { now: () => DEC_4_NOON });
+    const reservation = await ledger.reserve(reserveRequest(agent, `${agent}-1`, 400));
+    const settlement = reservation.guarded ? reservation.settlement : undefined;
+
+    const settle = ledger.settle({ requestId: `${agent}-2`, usage: USAGE, costUsd: 0, settlement });
+
+    await expect(settle).rejects.toThrow(`belongs to request ${agent}-1`);
+    expect((await ledger.readReservation(`${agent}-1`))?.state).toBe('reserved');
+  });
+});
+
 describe('windows', () => {
   test('day rollover starts a new counter', async () => {
     const agent = uniqueAgent();

@@ -4,7 +4,8 @@
  * ledger table in DynamoDB Local, and the per-call EMF metrics line.
  */
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import {
   createBedrockClient,
   createGatewayHandler,
@@ -17,7 +18,12 @@ import { Logger } from '../lambda/shared/logger';
 import { MetricsWriter } from '../lambda/shared/metrics';
 import { errorResponse, startBedrockServer, textResponse, type BedrockServer } from './support/bedrock-server';
 import { streamEvents, streamResponse, textStreamSteps } from './support/bedrock-stream';
-import { startDynamoDbLocal, type DynamoDbLocal } from './support/dynamodb-local';
+import {
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  startDynamoDbLocal,
+  type DynamoDbLocal,
+} from './support/dynamodb-local';
 import { expectFailure, expectSuccess, gatewayRequest, TEST_CREDENTIALS } from './support/failover-harness';
 import { createEventSink } from './support/ndjson';
 
@@ -34,6 +40,7 @@ const NOW = Date.UTC(2026, 11, 4, 9, 30, 0);
 let dynamo: DynamoDbLocal;
 let bedrock: BedrockServer;
 const clients: BedrockRuntimeClient[] = [];
+const ledgerClients: DynamoDBClient[] = [];
 const metricLines: string[] = [];
 
 beforeAll(async () => {
@@ -43,6 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   clients.forEach((client) => client.destroy());
+  ledgerClients.forEach((client) => client.destroy());
   await bedrock?.close();
   await dynamo?.stop();
 });
@@ -110,6 +118,26 @@ async function readItem(pk: string, sk: string): Promise<Record<string, any> | u
   return Item;
 }
 
+/** Creates a ledger client that records the DynamoDB operation of each HTTP request, retries included. */
+function countingLedgerClient(operations: string[]): DynamoDBDocumentClient {
+  const client = new DynamoDBClient({
+    endpoint: dynamo.endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+  ledgerClients.push(client);
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+      const target = headers['x-amz-target'] ?? 'unknown';
+      operations.push(target.slice(target.lastIndexOf('.') + 1));
+      return next(args);
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'countLedgerRoundTrips' },
+  );
+  return DynamoDBDocumentClient.from(client);
+}
+
 describe('gateway budget', () => {
   test('buffered call reserves and settles', async () => {
     const handle = createGatewayHandler(options(config('billing', 10_000)));
@@ -169,6 +197,31 @@ describe('gateway budget', () => {
     expect(counter?.spentTokens).toBe(24);
     expect(counter?.reservedTokens).toBe(0);
     expect((await readItem('reservation#budget-4', 'reservation'))?.state).toBe('settled');
+  });
+
+  test('settle takes one round trip', async () => {
+    const operations: string[] = [];
+    const budgetTableClient = countingLedgerClient(operations);
+    const handle = createGatewayHandler({ ...options(config('trips', 10_000)), budgetTableClient });
+    const stream = createGatewayStreamHandler({ ...options(config('trips', 10_000)), budgetTableClient });
+    bedrock.script(textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }));
+    const streamedUsage = { inputTokens: 8, outputTokens: 2 };
+    bedrock.script(streamResponse(textStreamSteps(['Par', 'is.'], { usage: streamedUsage })));
+    const { writable } = createEventSink<GatewayStreamEvent>();
+
+    expectSuccess(await handle(gatewayRequest('trips', { requestId: 'budget-trips-1' })));
+    const bufferedTrips = operations.splice(0);
+    await stream(gatewayRequest('trips', { requestId: 'budget-trips-2', stream: true }), writable);
+    const streamedTrips = operations.splice(0);
+
+    // One transaction reserves and one settles.
+    expect(bufferedTrips).toEqual(['TransactWriteItems', 'TransactWriteItems']);
+    expect(streamedTrips).toEqual(['TransactWriteItems', 'TransactWriteItems']);
+    expect((await readItem('reservation#budget-trips-1', 'reservation'))?.state).toBe('settled');
+    expect((await readItem('reservation#budget-trips-2', 'reservation'))?.state).toBe('settled');
+    const counter = await readItem('budget#agent#trips', 'day#2026-12-04');
+    expect(counter?.spentTokens).toBe(25);
+    expect(counter?.reservedTokens).toBe(0);
   });
 
   test('config without a price is invalid', () => {

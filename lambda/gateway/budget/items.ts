@@ -32,6 +32,22 @@ export interface ReservationRecord {
 }
 
 /**
+ * Keys and amounts that settling a reservation writes, as `reserve`
+ * returns them, so that a settle can skip reading the reservation record.
+ * A reservation record contains the same fields.
+ */
+export interface SettlementHandle {
+  readonly requestId: string;
+  readonly counters: readonly CounterRef[];
+  /** Key of the reservation's lease index item, which the settle deletes. */
+  readonly leasePk: string;
+  readonly leaseSk: string;
+  /** Worst-case amounts the reservation added to each counter. */
+  readonly tokens: number;
+  readonly nanoUsd: number;
+}
+
+/**
  * Builds the conditional increment of one counter: it adds `amounts` only
  * if every limit of the counter keeps room for them, so that concurrent
  * reservations together never pass a limit. `used*` is spent plus
@@ -103,7 +119,7 @@ export interface ActualAmounts {
 export function releaseCounterItem(
   table: string,
   counter: CounterRef,
-  record: ReservationRecord,
+  record: Pick<SettlementHandle, 'tokens' | 'nanoUsd'>,
   actual: ActualAmounts,
   released: boolean,
 ): TransactItem | undefined {

@@ -18,6 +18,7 @@ import {
   transitionItem,
   type ReservationRecord,
   type ReservationState,
+  type SettlementHandle,
 } from './items';
 import { findPassedLimit, limitError, planCounters, type CounterPlan, type CounterValues } from './limits';
 import { toNanoUsd, totalTokensOf, type CallUsage } from './pricing';
@@ -61,6 +62,8 @@ export type Reservation =
       readonly tokens: number;
       readonly nanoUsd: number;
       readonly leaseExpiresAt: number;
+      /** Handle with which {@link BudgetLedger.settle} settles in one round trip. */
+      readonly settlement: SettlementHandle;
     }
   | { readonly guarded: false; readonly requestId: string };
 
@@ -69,6 +72,11 @@ export interface SettleRequest {
   readonly requestId: string;
   readonly usage: CallUsage;
   readonly costUsd: number;
+  /**
+   * Handle that `reserve` returned for `requestId`. Without it, settle
+   * first reads the reservation record, which costs one more round trip.
+   */
+  readonly settlement?: SettlementHandle;
 }
 
 /** Result of a settle or reclaim. Only `settled` and `reclaimed` changed the ledger. */
@@ -211,7 +219,15 @@ export class BudgetLedger {
       if (failed.length > 0) {
         throw await this.rejectionFor(failed[0], plans, amounts, requestId);
       }
-      return { guarded: true, requestId, tokens: amounts.tokens, nanoUsd: amounts.nanoUsd, leaseExpiresAt };
+      const settlement: SettlementHandle = {
+        requestId,
+        counters: record.counters,
+        leasePk: record.leasePk,
+        leaseSk: record.leaseSk,
+        tokens: amounts.tokens,
+        nanoUsd: amounts.nanoUsd,
+      };
+      return { guarded: true, ...amounts, requestId, leaseExpiresAt, settlement };
     } catch (error) {
       if (error instanceof AgentStackError) {
         throw error;
@@ -224,6 +240,9 @@ export class BudgetLedger {
    * Settles a call: the reservation moves to `settled`, and in the same
    * transaction each counter spends the actual usage and releases the rest
    * of the reservation. A second settle of the same request changes nothing.
+   * With `request.settlement` the transaction is the only round trip while
+   * the reservation is still `reserved`. Otherwise the reservation record
+   * is read first.
    */
   async settle(request: SettleRequest): Promise<ReleaseOutcome> {
     const actual = { tokens: totalTokensOf(request.usage), nanoUsd: toNanoUsd(request.costUsd) };
@@ -236,6 +255,22 @@ export class BudgetLedger {
       actualTokens: actual.tokens,
       actualNanoUsd: actual.nanoUsd,
     };
+    const handle = request.settlement;
+    if (handle === undefined) {
+      return this.release(request.requestId, 'settled', actual, fields);
+    }
+    if (handle.requestId !== request.requestId) {
+      throw new Error(
+        `Settling request ${request.requestId} failed: its settlement handle belongs to request ` +
+          `${handle.requestId}. Pass the handle that reserve returned for the same request.`,
+      );
+    }
+    if (await this.writeRelease(handle, 'reserved', 'settled', actual, fields)) {
+      return 'settled';
+    }
+    // The state moved first, by an earlier settle or by a reclaim after the
+    // lease ended. Only the record distinguishes the two, and a reclaimed
+    // call still has its actual usage to add, so the settle reads it by id.
     return this.release(request.requestId, 'settled', actual, fields);
   }
 
@@ -310,19 +345,46 @@ export class BudgetLedger {
     if (leaseEndedBy !== undefined && record.leaseExpiresAt > leaseEndedBy) {
       return 'lease-active';
     }
+    if (await this.writeRelease(record, record.state, to, actual, fields, leaseEndedBy)) {
+      return to;
+    }
+    // Another settle or reclaim moved the state first; return what it did.
+    const now = await this.readReservation(requestId);
+    return now?.state === 'settled' ? 'already-settled' : 'already-reclaimed';
+  }
+
+  /**
+   * Moves a reservation from `from` to `to` in one transaction with its
+   * counter updates. From `reclaimed` the counters only add the actual
+   * amounts, because the reclaim already released the reserved ones.
+   * Returns false when the state was no longer `from`, and raises when a
+   * counter holds less reserved than the reservation.
+   */
+  private async writeRelease(
+    handle: SettlementHandle,
+    from: 'reserved' | 'reclaimed',
+    to: 'settled' | 'reclaimed',
+    actual: { tokens: number; nanoUsd: number },
+    fields: Record<string, unknown>,
+    leaseEndedBy?: number,
+  ): Promise<boolean> {
+    const { requestId } = handle;
+    const released = from === 'reserved';
     const extra =
       leaseEndedBy === undefined
         ? undefined
         : { expression: 'leaseExpiresAt <= :leaseEndedBy', values: { ':leaseEndedBy': leaseEndedBy } };
-    const items: TransactItem[] = [transitionItem(this.table, requestId, record.state, to, fields, extra)];
-    for (const counter of record.counters) {
-      const item = releaseCounterItem(this.table, counter, record, actual, !late);
+    const items: TransactItem[] = [transitionItem(this.table, requestId, from, to, fields, extra)];
+    const counterIndexes: number[] = [];
+    handle.counters.forEach((counter, index) => {
+      const item = releaseCounterItem(this.table, counter, handle, actual, released);
       if (item !== undefined) {
+        counterIndexes.push(index);
         items.push(item);
       }
-    }
-    if (!late) {
-      items.push({ Delete: { TableName: this.table, Key: { pk: record.leasePk, sk: record.leaseSk } } });
+    });
+    if (released) {
+      items.push({ Delete: { TableName: this.table, Key: { pk: handle.leasePk, sk: handle.leaseSk } } });
     }
     const { failed } = await transactWithRetry(
       this.client,
@@ -331,14 +393,12 @@ export class BudgetLedger {
       this.retry,
     );
     if (failed.length === 0) {
-      return to;
+      return true;
     }
     if (failed[0].index === 0) {
-      // Another settle or reclaim moved the state first; return what it did.
-      const now = await this.readReservation(requestId);
-      return now?.state === 'settled' ? 'already-settled' : 'already-reclaimed';
+      return false;
     }
-    const counter = record.counters[failed[0].index - 1];
+    const counter = handle.counters[counterIndexes[failed[0].index - 1]];
     throw new Error(
       `Releasing reservation ${requestId} failed: counter ${counter?.pk} ${counter?.sk} holds ` +
         'less reserved than the reservation, so the ledger is inconsistent. Inspect the counter item.',

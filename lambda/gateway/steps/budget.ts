@@ -1,5 +1,6 @@
 import type { ModelTarget, Usage } from '../../shared/contracts';
 import type { Logger } from '../../shared/logger';
+import type { SettlementHandle } from '../budget/items';
 import { estimateInputTokens, priceCall, priceOf, worstCasePriceUsd } from '../budget/pricing';
 import { callUsageOf } from '../call-metrics';
 import {
@@ -12,9 +13,10 @@ import type { StreamGatewayContext } from '../stream/stream-step';
 import type { StreamUsageRecorder } from '../stream/usage';
 
 /**
- * Settles a call's usage at the price of the target that served it. A
- * failure is logged rather than raised, because the response is already
- * made, and the reservation is then released by the reclaimer after its lease.
+ * Settles a call's usage at the price of the target that served it, in one
+ * ledger round trip when `settlement` is given. A failure is logged rather
+ * than raised, because the response is already made, and the reservation
+ * is then released by the reclaimer after its lease.
  */
 export async function settleUsage(
   services: GatewayServices,
@@ -22,6 +24,7 @@ export async function settleUsage(
   target: ModelTarget | undefined,
   usage: Usage,
   logger: Logger,
+  settlement?: SettlementHandle,
 ): Promise<void> {
   const ledger = services.budget;
   if (ledger === undefined) {
@@ -32,7 +35,7 @@ export async function settleUsage(
     const callUsage = callUsageOf(usage);
     const costUsd =
       target === undefined ? 0 : priceCall(priceOf(services.config.budget!.prices, target.modelId), callUsage);
-    const outcome = await ledger.settle({ requestId, usage: callUsage, costUsd });
+    const outcome = await ledger.settle({ requestId, usage: callUsage, costUsd, settlement });
     logger.debug('Budget settled', { outcome, totalTokens: usage.totalTokens, costUsd });
   } catch (error) {
     // NOTE: the reclaimer releases the reservation later without the usage,
@@ -78,6 +81,7 @@ export const budgetStep: GatewayStep = {
       await next();
       return;
     }
+    const { settlement } = context.reservation;
     try {
       await next();
     } finally {
@@ -85,7 +89,8 @@ export const budgetStep: GatewayStep = {
         // NOTE: a buffered call that failed after generating, such as one
         // blocked by the output guardrail, reports no usage and settles as zero.
         const usage = context.result?.usage ?? NO_USAGE;
-        await settleUsage(context.services, context.requestId, context.result?.target, usage, context.logger);
+        const { services, requestId, result, logger } = context;
+        await settleUsage(services, requestId, result?.target, usage, logger, settlement);
       }
     }
   },
@@ -103,7 +108,7 @@ export function createBudgetUsageRecorder(
     return inner;
   }
   return async (record, logger) => {
-    await settleUsage(services, record.requestId, record.target, record.usage, logger);
+    await settleUsage(services, record.requestId, record.target, record.usage, logger, record.settlement);
     await inner(record, logger);
   };
 }

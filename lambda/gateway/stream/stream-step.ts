@@ -230,6 +230,7 @@ export function createConverseStreamStep(
           stopReason: assembler.stopReason,
           errorName: failure?.name,
           latencyMs: Math.round(now() - opened.startedAt),
+          settlement: context.reservation?.guarded ? context.reservation.settlement : undefined,
         };
         await record(recordUsage, context.streamUsage, context);
         // Failed and cancelled streams spent tokens too, so they are counted here.

@@ -1,5 +1,6 @@
 import type { ModelTarget, StreamUsage, Usage } from '../../shared/contracts';
 import type { Logger } from '../../shared/logger';
+import type { SettlementHandle } from '../budget/items';
 import type { ResolvedGatewayRequest } from '../pipeline';
 
 /**
@@ -27,12 +28,14 @@ export interface StreamUsageRecord {
   readonly errorName?: string;
   /** Milliseconds from sending the call to the end of the stream. */
   readonly latencyMs: number;
+  /** Handle of the call's budget reservation, missing when the budget step reserved nothing. */
+  readonly settlement?: SettlementHandle;
 }
 
 /**
  * Receives the usage of each streamed call, also when the stream failed or
  * the reader went away midway. Budget settlement hooks in here: a recorder
- * that settles the reservation by `requestId` replaces the default one.
+ * that settles the reservation with `settlement` wraps the default one.
  */
 export type StreamUsageRecorder = (
   record: StreamUsageRecord,
