@@ -55,9 +55,10 @@ function requestIdOfKey(key: AttributeMap | undefined): string | undefined {
  * Classifies one request from its DynamoDB JSON body. A reserve is the
  * transaction that puts a record in state `reserved`, and a settle is the
  * transaction that moves one to `settled`. A GetItem of a reservation record
- * is counted as settle, because the ledger reads the record before it
- * settles. Reclaim reads it too, but this benchmark never reclaims. A
- * GetItem of a counter is the read that explains a rejected reserve.
+ * is counted as settle, because a settle without the reservation's handle,
+ * or one whose transaction found the state already moved, reads the record
+ * first. Reclaim reads it too, but this benchmark never reclaims. A GetItem
+ * of a counter is the read that explains a rejected reserve.
  */
 export function classifyRequest(
   operation: string,
