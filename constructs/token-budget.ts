@@ -2,6 +2,8 @@ import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { AgentBudgetConfig, GatewayBudgetConfig, ModelPrice, WindowLimits } from '../lambda/shared/contracts';
 import {
@@ -14,6 +16,7 @@ import {
   windowLimitIssues,
 } from './budget-settings';
 import { formatSettingsPath, SettingsIssue } from './gateway-settings';
+import { KillSwitch } from './kill-switch';
 import { DEFAULT_REGIONAL_PREMIUM_PERCENT, foundationModelOf, priceTarget } from './model-prices';
 
 export interface TokenBudgetProps {
@@ -87,6 +90,21 @@ export interface TokenBudgetProps {
    * @default 10
    */
   readonly regionalPremiumPercent?: number;
+
+  /**
+   * Interval at which the kill switch suspends agents whose daily or
+   * monthly agent budget is spent and reclaims expired reservations.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly killSwitchSchedule?: Duration;
+
+  /**
+   * Retention of the kill switch's log group.
+   *
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
@@ -122,6 +140,8 @@ export class TokenBudget extends Construct {
   ];
 
   public readonly table: dynamodb.Table;
+  /** Function that suspends agents whose budget is spent or whose token use is anomalous. */
+  public readonly killSwitch: KillSwitch;
   /** Time after which an unsettled reservation may be reclaimed. */
   public readonly lease: Duration;
   public readonly failOpen: boolean;
@@ -157,6 +177,23 @@ export class TokenBudget extends Construct {
       encryptionKey: props.encryptionKey,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
+
+    // Create the kill switch, which writes suspensions to the same table.
+    this.killSwitch = new KillSwitch(this, 'KillSwitch', {
+      table: this.table,
+      config: { table: this.table.tableName, leaseSeconds: this.lease.toSeconds(), agents: { ...this.agents } },
+      encryptionKey: props.encryptionKey,
+      schedule: props.killSwitchSchedule,
+      logRetention: props.logRetention,
+    });
+  }
+
+  /**
+   * Subscribes the kill switch to an SNS topic of CloudWatch alarms, such
+   * as token-anomaly alarms. See {@link KillSwitch.addAlarmTopic}.
+   */
+  addAlarmTopic(topic: sns.ITopic): void {
+    this.killSwitch.addAlarmTopic(topic);
   }
 
   /**

@@ -95,6 +95,7 @@ export class AgentStack extends Stack {
         agents: Object.fromEntries(config.agents.filter((a) => a.budget).map((a) => [a.name, a.budget!])),
         prices: config.budget.prices,
         regionalPremiumPercent: config.budget.regionalPremiumPercent,
+        logRetention,
       });
     }
     this.gateway = new ModelGateway(this, 'Gateway', {

@@ -13,6 +13,7 @@ const outRoot = path.join(root, 'dist', 'assets');
 // ships Node.js 24, so the bundles may use syntax of Node.js 22 and later.
 const assets = [
   { name: 'gateway', entry: 'lambda/gateway/index.ts' },
+  { name: 'kill-switch', entry: 'lambda/kill-switch/index.ts' },
   { name: 'worker', entry: 'lambda/worker/main.ts', extra: ['lambda/worker/Dockerfile'] },
 ];
 

@@ -14,6 +14,8 @@ import {
   type GatewayHandlerOptions,
 } from '../lambda/gateway';
 import type { GatewayRuntimeConfig, GatewayStreamEvent } from '../lambda/shared/contracts';
+import { SuspensionStore } from '../lambda/gateway/budget';
+import { AgentSuspendedError, errorFromResponse } from '../lambda/shared/errors';
 import { Logger } from '../lambda/shared/logger';
 import { MetricsWriter } from '../lambda/shared/metrics';
 import { errorResponse, startBedrockServer, textResponse, type BedrockServer } from './support/bedrock-server';
@@ -214,14 +216,76 @@ describe('gateway budget', () => {
     await stream(gatewayRequest('trips', { requestId: 'budget-trips-2', stream: true }), writable);
     const streamedTrips = operations.splice(0);
 
-    // One transaction reserves and one settles.
-    expect(bufferedTrips).toEqual(['TransactWriteItems', 'TransactWriteItems']);
-    expect(streamedTrips).toEqual(['TransactWriteItems', 'TransactWriteItems']);
+    // Each handler reads the agent's suspension once, then one transaction reserves and one settles.
+    expect(bufferedTrips).toEqual(['GetItem', 'TransactWriteItems', 'TransactWriteItems']);
+    expect(streamedTrips).toEqual(['GetItem', 'TransactWriteItems', 'TransactWriteItems']);
     expect((await readItem('reservation#budget-trips-1', 'reservation'))?.state).toBe('settled');
     expect((await readItem('reservation#budget-trips-2', 'reservation'))?.state).toBe('settled');
     const counter = await readItem('budget#agent#trips', 'day#2026-12-04');
     expect(counter?.spentTokens).toBe(25);
     expect(counter?.reservedTokens).toBe(0);
+  });
+
+  test('suspension read is cached', async () => {
+    const operations: string[] = [];
+    const budgetTableClient = countingLedgerClient(operations);
+    const handle = createGatewayHandler({ ...options(config('cached-read', 10_000)), budgetTableClient });
+    bedrock.script(
+      textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }),
+      textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }),
+    );
+
+    expectSuccess(await handle(gatewayRequest('cached-read', { requestId: 'budget-cache-1' })));
+    operations.length = 0;
+    expectSuccess(await handle(gatewayRequest('cached-read', { requestId: 'budget-cache-2' })));
+
+    // The clock is fixed, so the second call finds the first read still fresh.
+    expect(operations).toEqual(['TransactWriteItems', 'TransactWriteItems']);
+  });
+
+  test('suspended agent is rejected', async () => {
+    const handle = createGatewayHandler(options(config('paused', 10_000)));
+    await new SuspensionStore({ client: dynamo.documentClient, table: TABLE }).suspend({
+      agent: 'paused',
+      reason: 'anomaly',
+      suspendedBy: 'alarm:TokenAnomaly',
+    });
+
+    const failure = expectFailure(await handle(gatewayRequest('paused', { requestId: 'budget-paused-1' })));
+
+    expect(failure.error.name).toBe('AgentSuspendedError');
+    expect(failure.error.suspension).toEqual({ agent: 'paused', reason: 'anomaly' });
+    expect(failure.error.message).toContain('Agent paused is suspended (reason: anomaly');
+    expect(failure.error.message).toContain('until an operator resumes it');
+    expect(bedrock.requests).toHaveLength(0);
+    expect(await readItem('reservation#budget-paused-1', 'reservation')).toBeUndefined();
+    expect(await readItem('budget#agent#paused', 'day#2026-12-04')).toBeUndefined();
+    const rebuilt = errorFromResponse(failure.error, 'budget-paused-1');
+    expect(rebuilt).toBeInstanceOf(AgentSuspendedError);
+    expect(rebuilt.statusCode).toBe(423);
+  });
+
+  test('suspension lapses at until', async () => {
+    let nowMs = NOW;
+    const until = NOW + 30_000;
+    const handle = createGatewayHandler({ ...options(config('lapsing', 10_000)), now: () => nowMs });
+    await new SuspensionStore({ client: dynamo.documentClient, table: TABLE, now: () => NOW }).suspend({
+      agent: 'lapsing',
+      reason: 'budget-exhausted',
+      until,
+      suspendedBy: 'kill-switch:schedule',
+    });
+    bedrock.script(textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }));
+
+    const rejected = expectFailure(await handle(gatewayRequest('lapsing', { requestId: 'budget-lapse-1' })));
+    nowMs = until;
+    const served = await handle(gatewayRequest('lapsing', { requestId: 'budget-lapse-2' }));
+
+    expect(rejected.error.name).toBe('AgentSuspendedError');
+    expect(rejected.error.suspension?.until).toBe(new Date(until).toISOString());
+    expect(rejected.error.message).toContain(`until ${new Date(until).toISOString()}`);
+    expectSuccess(served);
+    expect(bedrock.requests).toHaveLength(1);
   });
 
   test('config without a price is invalid', () => {

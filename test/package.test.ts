@@ -96,16 +96,20 @@ describe('packed library', () => {
     expect(fs.readFileSync(types, 'utf8')).toContain('agent-stack');
   });
 
-  test('synthesizes the gateway from its bundle', () => {
+  test('synthesizes functions from bundles', () => {
     const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(1);
-    const gateway = assetDirs().find(
+    const descriptions = functions.map((fn) => String(fn.Properties?.Description).split(':')[0]).sort();
+    expect(descriptions).toEqual(['KillSwitch', 'ModelGateway']);
+    // The gateway and the kill switch each have a bundle of their own.
+    const bundles = assetDirs().filter(
       (dir) =>
         fs.existsSync(path.join(assemblyDir, dir, 'index.js')) &&
         !fs.existsSync(path.join(assemblyDir, dir, 'Dockerfile')),
     );
-    expect(gateway).toBeDefined();
-    expect(fs.statSync(path.join(assemblyDir, gateway!, 'index.js')).size).toBeGreaterThan(10_000);
+    expect(bundles).toHaveLength(2);
+    for (const bundle of bundles) {
+      expect(fs.statSync(path.join(assemblyDir, bundle, 'index.js')).size).toBeGreaterThan(10_000);
+    }
   });
 
   test('stages the worker image source', () => {

@@ -2,6 +2,7 @@ import { App, CfnElement, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { ModelGateway } from '../constructs/model-gateway';
 import { MODEL_PRICES, priceTarget } from '../constructs/model-prices';
 import { TokenBudget, TokenBudgetProps } from '../constructs/token-budget';
@@ -306,5 +307,83 @@ describe('budget errors', () => {
 
   test('regional premium above 100', () => {
     expect(() => new BudgetStack({ regionalPremiumPercent: 150 })).toThrow(/regionalPremiumPercent must be a number from 0 to 100 \(got 150\)/);
+  });
+});
+
+describe('kill switch', () => {
+  const synth = new BudgetStack({ agents: { helper: { agent: { daily: { tokens: 50_000 } } } } });
+  const killSwitch = synth.budget.killSwitch;
+  const tableArn = { 'Fn::GetAtt': [synth.logicalId(synth.budget.table), 'Arn'] };
+  const functionArn = { 'Fn::GetAtt': [synth.logicalId(killSwitch.function), 'Arn'] };
+  const roleStatements = (): Json[] => {
+    const roleId = synth.logicalId(killSwitch.role);
+    return Object.values(synth.resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((role: Json) => role.Ref === roleId))
+      .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+  };
+
+  test('function with its config', () => {
+    const fn = synth.resources[synth.logicalId(killSwitch.function)].Properties;
+    const config = JSON.parse(flatten(fn.Environment.Variables.KILL_SWITCH_CONFIG));
+
+    expect(fn.Handler).toBe('index.handler');
+    expect(fn.Role).toEqual({ 'Fn::GetAtt': [synth.logicalId(killSwitch.role), 'Arn'] });
+    expect(fn.LoggingConfig.LogGroup).toEqual({ Ref: synth.logicalId(killSwitch.logGroup) });
+    expect(config).toEqual({
+      table: `\${${synth.logicalId(synth.budget.table)}}`,
+      leaseSeconds: 900,
+      agents: { helper: { agent: { daily: { tokens: 50_000 } } } },
+    });
+  });
+
+  test('runs every five minutes', () => {
+    const rule = synth.resources[synth.logicalId(killSwitch.schedule)].Properties;
+
+    expect(rule.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule.Targets).toEqual([expect.objectContaining({ Arn: functionArn })]);
+    synth.template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      FunctionName: functionArn,
+      SourceArn: { 'Fn::GetAtt': [synth.logicalId(killSwitch.schedule), 'Arn'] },
+    });
+  });
+
+  test('exact dynamodb actions on the table', () => {
+    const onTable = roleStatements().filter((s) => JSON.stringify(s.Resource).includes(synth.logicalId(synth.budget.table)));
+
+    expect(onTable).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+        Resource: [tableArn],
+      },
+    ]);
+  });
+
+  test('role cannot call Bedrock', () => {
+    const actions = roleStatements().flatMap((s) => [s.Action].flat());
+
+    expect(actions.filter((action) => action.startsWith('bedrock:'))).toEqual([]);
+    expect(actions).not.toContain('dynamodb:Scan');
+  });
+
+  test('gateway reads suspensions', () => {
+    const actions = synth.gatewayStatements().flatMap((s) => [s.Action].flat());
+
+    expect(actions).toContain('dynamodb:GetItem');
+  });
+
+  test('alarm topic subscribes function', () => {
+    const stack = new Stack(new App(), 'Alarms');
+    const budget = new TokenBudget(stack, 'Budget');
+    const topic = new sns.Topic(stack, 'Alarms');
+
+    budget.addAlarmTopic(topic);
+
+    const template = Template.fromStack(stack);
+    const fnArn = { 'Fn::GetAtt': [stack.getLogicalId(budget.killSwitch.function.node.defaultChild as CfnElement), 'Arn'] };
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'lambda', Endpoint: fnArn });
+    template.hasResourceProperties('AWS::Lambda::Permission', { Principal: 'sns.amazonaws.com', FunctionName: fnArn });
   });
 });

@@ -2,6 +2,7 @@ import type { GatewayErrorResponse, GatewayResponse } from '../shared/contracts'
 import {
   AgentStackError,
   AllTargetsFailedError,
+  AgentSuspendedError,
   BudgetExceededError,
   GuardrailBlockedError,
   ModelCallError,
@@ -136,6 +137,7 @@ export function errorBodyOf(error: AgentStackError): GatewayErrorResponse['error
     ...(error instanceof BudgetExceededError || error instanceof RateLimitedError
       ? { limit: error.details }
       : {}),
+    ...(error instanceof AgentSuspendedError ? { suspension: error.details } : {}),
   };
 }
 

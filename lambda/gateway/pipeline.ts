@@ -11,6 +11,7 @@ import type {
 import type { Logger } from '../shared/logger';
 import type { MetricsWriter } from '../shared/metrics';
 import type { BudgetLedger, Reservation } from './budget/ledger';
+import type { SuspensionStore } from './budget/suspension';
 import type { CircuitBreaker } from './breaker';
 import type { ResolvedClientSettings } from './settings';
 
@@ -42,6 +43,8 @@ export interface GatewayServices {
   readonly now: () => number;
   /** Budget ledger, set when the configuration has `budget`. */
   readonly budget?: BudgetLedger;
+  /** Agent suspensions in the ledger table, set when the configuration has `budget`. */
+  readonly suspensions?: SuspensionStore;
 }
 
 /**

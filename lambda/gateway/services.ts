@@ -4,6 +4,7 @@ import { MetricsWriter } from '../shared/metrics';
 import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
 import { CircuitBreaker } from './breaker';
 import { BudgetLedger, type BudgetLedgerOptions } from './budget/ledger';
+import { SuspensionStore } from './budget/suspension';
 import { DynamoBreakerStore, createStateTableClient } from './breaker-table';
 import { validateGatewayConfig } from './config';
 import type { GatewayServices } from './pipeline';
@@ -49,6 +50,11 @@ export interface GatewayServicesOptions {
    * @default - the ledger's defaults
    */
   readonly budgetLedgerOptions?: Partial<Omit<BudgetLedgerOptions, 'client' | 'config' | 'now'>>;
+  /**
+   * Milliseconds an instance reuses an agent's suspension read.
+   * @default DEFAULT_SUSPENSION_CACHE_MS
+   */
+  readonly suspensionCacheMs?: number;
 }
 
 /**
@@ -81,15 +87,26 @@ export function createGatewayServices(
     now,
   });
   const metrics = options.metrics ?? new MetricsWriter({ now });
+  const budgetTableClient =
+    config.budget === undefined ? undefined : (options.budgetTableClient ?? createStateTableClient());
   const budget =
-    config.budget === undefined
+    config.budget === undefined || budgetTableClient === undefined
       ? undefined
       : new BudgetLedger({
           metrics,
           ...options.budgetLedgerOptions,
-          client: options.budgetTableClient ?? createStateTableClient(),
+          client: budgetTableClient,
           config: config.budget,
           now,
         });
-  return { config, clientForRegion, clientSettings, breaker, metrics, now, budget };
+  const suspensions =
+    config.budget === undefined || budgetTableClient === undefined
+      ? undefined
+      : new SuspensionStore({
+          client: budgetTableClient,
+          table: config.budget.table,
+          now,
+          cacheTtlMs: options.suspensionCacheMs,
+        });
+  return { config, clientForRegion, clientSettings, breaker, metrics, now, budget, suspensions };
 }

@@ -4,13 +4,29 @@
  * runtime reads them, so a name changed here changes both sides at once.
  */
 
-import type { GuardrailLayer, LimitDetails, TargetFailure } from './errors';
+import type { GuardrailLayer, LimitDetails, SuspensionDetails, TargetFailure } from './errors';
 
 /** Environment variables of the ModelGateway Lambda function. */
 export const GATEWAY_ENV = {
   /** JSON of {@link GatewayRuntimeConfig}. */
   config: 'AGENT_GATEWAY_CONFIG',
 } as const;
+
+/** Environment variables of the kill switch Lambda function. */
+export const KILL_SWITCH_ENV = {
+  /** JSON of {@link KillSwitchConfig}. */
+  config: 'KILL_SWITCH_CONFIG',
+} as const;
+
+/** Configuration of the kill switch, as the TokenBudget construct writes it. */
+export interface KillSwitchConfig {
+  /** Name of the budget ledger table. */
+  readonly table: string;
+  /** Lease of a reservation in seconds, as the gateway uses it. */
+  readonly leaseSeconds: number;
+  /** Budget settings per agent, of which the kill switch checks only the agent-wide daily and monthly caps. */
+  readonly agents: Readonly<Record<string, AgentBudgetConfig>>;
+}
 
 /** Environment variables of every agent worker container. */
 export const WORKER_ENV = {
@@ -270,6 +286,8 @@ export interface GatewayErrorResponse {
     readonly failures?: readonly TargetFailure[];
     /** For `BudgetExceededError` and `RateLimitedError`: the limit, the amount spent and the reset time. */
     readonly limit?: LimitDetails;
+    /** For `AgentSuspendedError`: the agent, the reason and when the suspension lapses. */
+    readonly suspension?: SuspensionDetails;
   };
 }
 

@@ -198,6 +198,37 @@ export class BudgetUnavailableError extends AgentStackError {
   public readonly statusCode = 503;
 }
 
+/** Why an agent is suspended: its budget ran out, its token use was anomalous, or an operator stopped it. */
+export type SuspensionReason = 'budget-exhausted' | 'anomaly' | 'operator';
+
+/** The suspension a request ran into. */
+export interface SuspensionDetails {
+  readonly agent: string;
+  readonly reason: SuspensionReason;
+  /** ISO 8601 time at which the suspension lapses, or missing when it lasts until an operator resumes the agent. */
+  readonly until?: string;
+}
+
+/**
+ * The agent is suspended by the kill switch, so the gateway makes no model
+ * call for it. The status is 423 (Locked) rather than 429, because clients
+ * and SDKs retry a 429 with backoff, and a suspension for an anomaly or by
+ * an operator has no time after which a retry could succeed.
+ */
+export class AgentSuspendedError extends AgentStackError {
+  public override readonly name = 'AgentSuspendedError';
+  public readonly statusCode = 423;
+
+  constructor(
+    message: string,
+    requestId: string | undefined,
+    public readonly details: SuspensionDetails,
+    options?: { cause?: unknown },
+  ) {
+    super(message, requestId, options);
+  }
+}
+
 /**
  * Rebuilds a typed error from a gateway error response, so that the worker
  * raises the same class the gateway raised.
@@ -211,6 +242,7 @@ export function errorFromResponse(
     policy?: string;
     failures?: readonly TargetFailure[];
     limit?: LimitDetails;
+    suspension?: SuspensionDetails;
   },
   requestId: string,
 ): AgentStackError {
@@ -247,6 +279,10 @@ export function errorFromResponse(
         : new RateLimitedError(error.message, requestId, error.limit);
     case 'BudgetUnavailableError':
       return new BudgetUnavailableError(error.message, requestId);
+    case 'AgentSuspendedError':
+      return error.suspension === undefined
+        ? new ModelCallError(error.message, requestId, error.name)
+        : new AgentSuspendedError(error.message, requestId, error.suspension);
     default:
       return new ModelCallError(error.message, requestId, error.name);
   }

@@ -4,3 +4,4 @@ export * from './limits';
 export * from './pricing';
 export * from './transact';
 export * from './windows';
+export * from './suspension';

@@ -1,7 +1,9 @@
 import type { ModelTarget, Usage } from '../../shared/contracts';
 import type { Logger } from '../../shared/logger';
+import { BudgetUnavailableError } from '../../shared/errors';
 import type { SettlementHandle } from '../budget/items';
 import { estimateInputTokens, priceCall, priceOf, worstCasePriceUsd } from '../budget/pricing';
+import { suspendedError } from '../budget/suspension';
 import { callUsageOf } from '../call-metrics';
 import {
   requireField,
@@ -47,7 +49,39 @@ export async function settleUsage(
 const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
 
 /**
- * Reserves the call's worst case before the model call and settles the
+ * Raises AgentSuspendedError when the kill switch suspended `agent`. A
+ * failed read raises BudgetUnavailableError, unless the budget fails open,
+ * in which case the call is served and the failure logged.
+ */
+async function rejectIfSuspended(context: GatewayContext, agent: string): Promise<void> {
+  const { suspensions, config } = context.services;
+  if (suspensions === undefined) {
+    return;
+  }
+  let suspension;
+  try {
+    suspension = await suspensions.getSuspension(agent);
+  } catch (error) {
+    if (!config.budget?.failOpen) {
+      const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new BudgetUnavailableError(
+        `Reading the suspension of agent ${agent} from the budget ledger table ${config.budget?.table} ` +
+          `failed (${cause}), so request ${context.requestId} was not sent to a model. Retry later; ` +
+          "if it persists, check the table and the gateway's network access to DynamoDB.",
+        context.requestId,
+        { cause: error },
+      );
+    }
+    context.logger.error('Reading the agent suspension failed; serving the call', { agent }, error);
+    return;
+  }
+  if (suspension !== undefined) {
+    throw suspendedError(suspension, context.requestId);
+  }
+}
+
+/**
+ * Rejects a call of a suspended agent, then reserves the call's worst case before the model call and settles the
  * actual usage after it, when the configuration has `budget`. The worst case
  * is the estimated input (characters of system prompt, messages and tools
  * divided by four) plus `maxTokens`, priced at the route's most expensive
@@ -65,6 +99,8 @@ export const budgetStep: GatewayStep = {
     }
     const request = requireField(context, 'request', this.name);
     const route = requireField(context, 'route', this.name);
+    // Checked before the reservation, so that a suspended agent writes nothing to the ledger.
+    await rejectIfSuspended(context, request.agent);
     const estimatedInputTokens = estimateInputTokens(request);
     context.reservation = await ledger.reserve(
       {
