@@ -135,6 +135,8 @@ export class TokenBudget extends Construct {
     'dynamodb:GetItem',
     'dynamodb:PutItem',
     'dynamodb:UpdateItem',
+    // Settling removes the reservation's lease index item inside its transaction.
+    'dynamodb:DeleteItem',
     'dynamodb:Query',
     'dynamodb:ConditionCheckItem',
   ];
@@ -198,8 +200,8 @@ export class TokenBudget extends Construct {
 
   /**
    * Grants the ledger actions the gateway calls
-   * ({@link TokenBudget.LEDGER_ACTIONS}: GetItem, PutItem, UpdateItem, Query
-   * and ConditionCheckItem), and `kms:Decrypt`, `kms:Encrypt` and
+   * ({@link TokenBudget.LEDGER_ACTIONS}: GetItem, PutItem, UpdateItem,
+   * DeleteItem, Query and ConditionCheckItem), and `kms:Decrypt`, `kms:Encrypt` and
    * `kms:GenerateDataKey` on the table's customer key when it has one.
    */
   grantLedger(grantee: iam.IGrantable): iam.Grant {

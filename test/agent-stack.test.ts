@@ -974,6 +974,7 @@ describe('budget from the config', () => {
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
       'dynamodb:Query',
       'dynamodb:ConditionCheckItem',
     ]);

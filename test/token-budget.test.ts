@@ -114,17 +114,23 @@ describe('ledger grant', () => {
     expect(onTable).toEqual([
       {
         Effect: 'Allow',
-        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem'],
+        Action: [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Query',
+          'dynamodb:ConditionCheckItem',
+        ],
         Resource: [tableArn],
       },
     ]);
   });
 
-  test('no transact or delete action', () => {
+  test('no transact or scan action', () => {
     const actions = synth.gatewayStatements().flatMap((s) => [s.Action].flat());
 
     expect(actions).not.toContain('dynamodb:TransactWriteItems');
-    expect(actions).not.toContain('dynamodb:DeleteItem');
     expect(actions).not.toContain('dynamodb:Scan');
   });
 
