@@ -3,13 +3,22 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
+import { InvokeCommand } from '@aws-sdk/client-lambda';
+import { GatewayErrorResponse, GatewayRequest } from '../lambda/shared/contracts';
 import { runAgentTask } from '../lambda/worker/agent-loop';
+import { GatewayModelClient, ModelClient, decodePayload } from '../lambda/worker/model-client';
 import { QueueConsumer } from '../lambda/worker/queue-consumer';
 import { TaskProtection } from '../lambda/worker/task-protection';
 import { errorResponse, textResponse } from './support/bedrock-server';
 import { EcsAgentServer, startEcsAgentServer } from './support/ecs-agent-server';
 import { SqsServer, startSqsServer } from './support/sqs-server';
-import { WorkerHarness, startWorkerHarness, workerConfig } from './support/worker-harness';
+import {
+  AGENT,
+  GATEWAY_FUNCTION,
+  WorkerHarness,
+  startWorkerHarness,
+  workerConfig,
+} from './support/worker-harness';
 
 let harness: WorkerHarness;
 let sqs: SqsServer;
@@ -62,10 +71,13 @@ function startConsumer(
     visibilityTimeoutSeconds?: number;
     /** Counts the tasks running at once. */
     running?: { now: number; max: number };
+    /** Replaces the client of the harness's gateway function. */
+    model?: ModelClient;
+    minSuspensionPauseSeconds?: number;
   } = {},
 ): QueueConsumer {
   const config = workerConfig({ mode: 'background', concurrency: options.concurrency ?? 1 });
-  const deps = harness.deps(config);
+  const deps = { ...harness.deps(config), ...(options.model && { model: options.model }) };
   const consumer = new QueueConsumer({
     sqs: sqs.client,
     queueUrl,
@@ -85,6 +97,7 @@ function startConsumer(
     heartbeatSeconds: options.heartbeatSeconds,
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
     waitTimeSeconds: 1,
+    minSuspensionPauseSeconds: options.minSuspensionPauseSeconds,
   });
   consumers.push(consumer);
   void consumer.start();
@@ -237,6 +250,85 @@ describe('queue consumer', () => {
       logged('task cancelled because the worker is stopping; returning the message'),
     ).toHaveLength(1);
     expect(ecsAgent.requests.at(-1)).toEqual({ ProtectionEnabled: false });
+  });
+
+  test('pauses while the agent is suspended', async () => {
+    const { queueUrl, dlqUrl } = await newQueue({
+      maxReceiveCount: 3,
+      visibilityTimeoutSeconds: 30,
+    });
+    // A gateway function that rejects its first call as the real gateway
+    // does for a suspended agent, and forwards later calls to the real one.
+    const suspensionMs = 3_000;
+    let suspendedUntil = 0;
+    harness.lambda.register('suspending-gateway', async (request: GatewayRequest) => {
+      if (suspendedUntil === 0) {
+        suspendedUntil = Date.now() + suspensionMs;
+        const response: GatewayErrorResponse = {
+          ok: false,
+          requestId: request.requestId,
+          error: {
+            name: 'AgentSuspendedError',
+            message: `Agent ${AGENT} is suspended because its budget is exhausted.`,
+            suspension: {
+              agent: AGENT,
+              reason: 'budget-exhausted',
+              until: new Date(suspendedUntil).toISOString(),
+            },
+          },
+        };
+        return response;
+      }
+      const forwarded = await harness.lambdaClient.send(
+        new InvokeCommand({
+          FunctionName: GATEWAY_FUNCTION,
+          Payload: Buffer.from(JSON.stringify(request)),
+        }),
+      );
+      return decodePayload(forwarded.Payload);
+    });
+    harness.bedrock.script(textResponse('First report.'), textResponse('Second report.'));
+    await send(queueUrl, { message: 'First task', userId: 'producer-user' });
+
+    const consumer = startConsumer(queueUrl, {
+      model: new GatewayModelClient(harness.lambdaClient, 'suspending-gateway'),
+      minSuspensionPauseSeconds: 1,
+    });
+    const paused = await waitFor(() => logged('agent is suspended; pausing the queue consumer')[0]);
+    const handedBack = await waitFor(() => logged('agent is suspended; message handed back')[0]);
+    const protectionAtPause = [...ecsAgent.requests];
+    // A second message shows that the consumer receives nothing while paused.
+    await send(queueUrl, { message: 'Second task', userId: 'producer-user' });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const depthDuringPause = await queueDepth(queueUrl);
+    const bedrockCallsDuringPause = harness.bedrock.requests.length;
+    const resumed = await waitFor(() =>
+      logged('queue consumer resumed receiving after the suspension pause')[0],
+    );
+    const resumedAt = Date.now();
+    await waitFor(() => logged('message deleted').length === 2 || undefined);
+    await consumer.stop();
+
+    expect(paused).toMatchObject({
+      level: 'warn',
+      agent: AGENT,
+      reason: 'budget-exhausted',
+      until: new Date(suspendedUntil).toISOString(),
+    });
+    expect(paused.pauseSeconds).toBe(Math.ceil(suspensionMs / 1000));
+    expect(handedBack.visibilityTimeoutSeconds).toBe(paused.pauseSeconds);
+    expect(logged('task failed; returning the message for another attempt')).toHaveLength(0);
+    expect(protectionAtPause.at(-1)).toEqual({ ProtectionEnabled: false });
+    expect(depthDuringPause).toEqual({ visible: 1, inFlight: 1 });
+    expect(bedrockCallsDuringPause).toBe(0);
+    expect(resumed.level).toBe('info');
+    expect(resumedAt).toBeGreaterThanOrEqual(suspendedUntil - 1_000);
+    expect(harness.bedrock.requests).toHaveLength(2);
+    expect(logged('task finished for message').map((line) => line.receiveCount).sort()).toEqual([
+      1, 2,
+    ]);
+    expect(await queueDepth(queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await queueDepth(dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
   });
 
   test('runs at most concurrency tasks at once', async () => {

@@ -3,7 +3,8 @@
  * per message, up to `concurrency` at once. A message is deleted only after
  * its task succeeded. Any other outcome returns it to the queue, and SQS
  * moves it to the dead-letter queue after the redrive policy's
- * maxReceiveCount receives.
+ * maxReceiveCount receives. A task that fails because the agent is
+ * suspended instead pauses the consumer until the suspension ends.
  */
 import {
   ChangeMessageVisibilityCommand,
@@ -15,6 +16,7 @@ import {
 import { randomUUID } from 'crypto';
 import { setTimeout as sleep } from 'timers/promises';
 import { WorkerRuntimeConfig } from '../shared/contracts';
+import { AgentSuspendedError, SuspensionDetails } from '../shared/errors';
 import { Logger } from '../shared/logger';
 import { AgentResult, AgentTask } from './agent-loop';
 import { TaskAbortedError, isAbortError } from './errors';
@@ -46,6 +48,36 @@ export interface QueueConsumerOptions {
   readonly visibilityTimeoutSeconds?: number;
   /** Long-poll wait of one receive; 20 is the SQS maximum. @default 20 */
   readonly waitTimeSeconds?: number;
+  /**
+   * Seconds the consumer pauses for a suspension without an end time, after
+   * which it receives again to learn whether the suspension still applies.
+   * @default 300
+   */
+  readonly suspensionPauseSeconds?: number;
+  /** Minimum pause for a suspension that ends sooner or has already lapsed. @default 60 */
+  readonly minSuspensionPauseSeconds?: number;
+}
+
+/** Maximum visibility timeout SQS accepts: 12 hours. */
+export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
+
+/**
+ * Computes how long the consumer pauses for a suspension, in whole seconds.
+ * The suspended message gets the same visibility timeout, so that it
+ * returns to the queue when the consumer receives again. The result is the
+ * time left until `until`, at least `minSeconds` and at most the SQS
+ * maximum. A suspension without an end, or with an unreadable `until`,
+ * pauses for `noEndSeconds`.
+ */
+export function suspensionPauseSeconds(
+  suspension: SuspensionDetails,
+  nowMs: number,
+  minSeconds: number,
+  noEndSeconds: number,
+): number {
+  const untilMs = suspension.until === undefined ? NaN : Date.parse(suspension.until);
+  const seconds = Number.isNaN(untilMs) ? noEndSeconds : Math.ceil((untilMs - nowMs) / 1000);
+  return Math.min(MAX_VISIBILITY_TIMEOUT_SECONDS, Math.max(minSeconds, seconds));
 }
 
 /** Parses a message body, returning a reason instead of throwing when it is invalid. */
@@ -85,6 +117,8 @@ export class QueueConsumer {
   private readonly work = new Set<Promise<void>>();
   private readonly stopReceiving = new AbortController();
   private slotFreed: (() => void) | undefined;
+  /** Epoch milliseconds until which the consumer receives no messages because the agent is suspended. */
+  private pausedUntilMs = 0;
   private running: Promise<void> | undefined;
 
   constructor(private readonly options: QueueConsumerOptions) {}
@@ -116,6 +150,10 @@ export class QueueConsumer {
     const { sqs, queueUrl, config, logger } = this.options;
     logger.info('queue consumer started', { queueUrl, concurrency: config.concurrency });
     while (!this.stopping) {
+      if (this.paused) {
+        await this.waitForPauseEnd();
+        continue;
+      }
       const free = config.concurrency - this.inFlight.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
@@ -158,6 +196,11 @@ export class QueueConsumer {
       messageId,
       receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
     });
+    if (this.paused) {
+      // Received by a long poll that was already waiting when the pause began.
+      await this.handBackWhilePaused(receipt, log);
+      return;
+    }
     const cancel = new AbortController();
     this.inFlight.set(requestId, cancel);
     if (this.stopping) cancel.abort();
@@ -200,6 +243,11 @@ export class QueueConsumer {
       });
       await this.delete(receipt, log);
     } catch (error) {
+      clearInterval(heartbeat);
+      if (error instanceof AgentSuspendedError) {
+        await this.pauseForSuspension(error, receipt, log);
+        return;
+      }
       if (error instanceof TaskAbortedError || isAbortError(error)) {
         log.info('task cancelled because the worker is stopping; returning the message');
       } else {
@@ -213,6 +261,79 @@ export class QueueConsumer {
       this.slotFreed?.();
       this.slotFreed = undefined;
     }
+  }
+
+  private get paused(): boolean {
+    return this.pausedUntilMs > Date.now();
+  }
+
+  /**
+   * Hands the message back with a visibility timeout that ends when the
+   * suspension does, and stops receiving until then. SQS has no way to undo
+   * the receive, so each suspended cycle still counts against the redrive
+   * policy's maxReceiveCount. A message that meets the suspension on each of
+   * its first maxReceiveCount receives moves to the dead-letter queue on the
+   * next one. With the 300-second pause and maxReceiveCount 5, a suspension
+   * without an end therefore dead-letters a waiting message after about 25
+   * minutes. The pause spaces the receives out, so it does not prevent this.
+   */
+  private async pauseForSuspension(
+    error: AgentSuspendedError,
+    receipt: string,
+    log: Logger,
+  ): Promise<void> {
+    const pauseSeconds = suspensionPauseSeconds(
+      error.details,
+      Date.now(),
+      this.options.minSuspensionPauseSeconds ?? 60,
+      this.options.suspensionPauseSeconds ?? 300,
+    );
+    const wasPaused = this.paused;
+    this.pausedUntilMs = Math.max(this.pausedUntilMs, Date.now() + pauseSeconds * 1000);
+    if (!wasPaused) {
+      this.options.logger.warn('agent is suspended; pausing the queue consumer', {
+        agent: error.details.agent,
+        reason: error.details.reason,
+        until: error.details.until,
+        pauseSeconds,
+        resumeAt: new Date(this.pausedUntilMs).toISOString(),
+      });
+    }
+    // Tasks still in flight are not protected any more, because they reach
+    // the same suspension at their next model call.
+    await this.options.protection.disable();
+    await this.handBack(receipt, pauseSeconds, log);
+  }
+
+  private async handBackWhilePaused(receipt: string, log: Logger): Promise<void> {
+    const seconds = Math.max(1, Math.ceil((this.pausedUntilMs - Date.now()) / 1000));
+    await this.handBack(receipt, seconds, log);
+  }
+
+  private async handBack(receipt: string, seconds: number, log: Logger): Promise<void> {
+    try {
+      await this.setVisibility(receipt, seconds);
+      log.info('agent is suspended; message handed back', { visibilityTimeoutSeconds: seconds });
+    } catch (error) {
+      log.warn(
+        'handing the message back failed; it returns when its visibility timeout ends',
+        { visibilityTimeoutSeconds: seconds },
+        error,
+      );
+    }
+  }
+
+  /** Sleeps until the pause ends or the consumer stops, then logs the resume. */
+  private async waitForPauseEnd(): Promise<void> {
+    while (this.paused && !this.stopping) {
+      await sleep(this.pausedUntilMs - Date.now(), undefined, {
+        signal: this.stopReceiving.signal,
+      }).catch(() => undefined);
+    }
+    if (this.stopping) return;
+    this.options.logger.info('queue consumer resumed receiving after the suspension pause', {
+      agent: this.options.config.agent,
+    });
   }
 
   private async delete(receipt: string, log: Logger): Promise<void> {
