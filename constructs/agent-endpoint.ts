@@ -139,7 +139,7 @@ export class AgentEndpoint extends Construct {
     const accessLogBucket = props.accessLogBucket ?? this.createAccessLogBucket();
     this.loadBalancer.logAccessLogs(accessLogBucket, 'alb');
 
-    // Create the listener, which answers unknown paths with 404.
+    // Create the listener, which returns 404 for unknown paths.
     this.listener = this.loadBalancer.addListener('Listener', {
       port: https ? 443 : 80,
       protocol: https ? elbv2.ApplicationProtocol.HTTPS : elbv2.ApplicationProtocol.HTTP,

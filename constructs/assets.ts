@@ -36,7 +36,7 @@ export function bundledAssetPath(name: 'gateway' | 'kill-switch' | 'worker'): st
 
 /**
  * Returns the newest Node.js Lambda runtime this version of aws-cdk-lib
- * knows. cdk-nag's AwsSolutions-L1 compares against the same list.
+ * lists. cdk-nag's AwsSolutions-L1 compares against the same list.
  */
 export function latestNodeRuntime(): lambda.Runtime {
   const version = (runtime: lambda.Runtime) => Number(/^nodejs(\d+)/.exec(runtime.name)?.[1] ?? 0);

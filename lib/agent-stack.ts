@@ -209,8 +209,9 @@ export class AgentStack extends Stack {
   }
 
   /**
-   * The zones listed in the config when it names an account, so that the
-   * CDK never looks them up, and otherwise the zones the CDK determines.
+   * Returns the zones listed in the config, so that the CDK never looks them
+   * up. Without a list or an account, returns `network.maxAzs` zones that
+   * CloudFormation picks at deploy time.
    */
   override get availabilityZones(): string[] {
     if (this.config?.availabilityZones) return this.config.availabilityZones;

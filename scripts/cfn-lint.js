@@ -10,7 +10,7 @@ const root = path.resolve(__dirname, '..');
 const outDir = path.join(root, 'cdk.out');
 
 // cfn-lint's resource schema can lag behind the Lambda runtimes that
-// aws-cdk-lib knows. The stack uses the newest runtime aws-cdk-lib lists,
+// aws-cdk-lib lists. The stack uses the newest runtime aws-cdk-lib lists,
 // so an unknown-runtime finding on a Runtime property is reported and
 // skipped; every other finding counts.
 function isLaggingRuntimeFinding(finding) {
@@ -22,8 +22,8 @@ function isLaggingRuntimeFinding(finding) {
 }
 
 function main() {
-  const which = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' });
-  if (which.status !== 0) {
+  const versionCheck = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' });
+  if (versionCheck.status !== 0) {
     console.error('cfn-lint is not on the PATH; install it with "pip install cfn-lint".');
     process.exit(2);
   }
@@ -37,7 +37,7 @@ function main() {
   for (const finding of findings) {
     const where = `${path.relative(root, finding.Filename)}:${finding.Location.Start.LineNumber} ${finding.Location.Path.join('/')}`;
     if (isLaggingRuntimeFinding(finding)) {
-      console.log(`skipped ${finding.Rule.Id} ${where}: ${finding.Message.slice(0, 60)}... (${which.stdout.trim()} predates this runtime)`);
+      console.log(`skipped ${finding.Rule.Id} ${where}: ${finding.Message.slice(0, 60)}... (${versionCheck.stdout.trim()} predates this runtime)`);
       continue;
     }
     const level = finding.Level.toLowerCase();

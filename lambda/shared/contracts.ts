@@ -165,7 +165,7 @@ export interface GatewayBudgetConfig {
   readonly prices: Record<string, ModelPrice>;
 }
 
-/** A tool as the worker sees it. */
+/** A tool in the worker's runtime configuration. */
 export interface WorkerToolConfig {
   readonly name: string;
   readonly description: string;
@@ -177,7 +177,7 @@ export interface WorkerToolConfig {
   readonly functionName: string;
 }
 
-/** How a realtime worker authenticates its callers. */
+/** Authentication of a realtime worker's callers. */
 export type WorkerAuthConfig =
   | { readonly type: 'none' }
   | {
@@ -185,7 +185,7 @@ export type WorkerAuthConfig =
       readonly issuer: string;
       readonly audience: string[];
       readonly jwksUri: string;
-      /** Claim that holds the user id. */
+      /** Claim that contains the user id. */
       readonly userClaim: string;
     }
   | {

@@ -6,7 +6,7 @@
 
 /** Base class of every runtime error this package raises on purpose. */
 export abstract class AgentStackError extends Error {
-  /** HTTP status the worker answers with when this error ends a request. */
+  /** HTTP status the worker responds with when this error ends a request. */
   public abstract readonly statusCode: number;
 
   constructor(
@@ -146,7 +146,7 @@ export interface LimitDetails {
   /** Agent, `agent/user` or `stack`, the counter the limit applies to. */
   readonly subject: string;
   readonly window: BudgetWindow;
-  /** What the limit counts, such as `tokens`, `usd` or `requests`. */
+  /** Unit of the limit, such as `tokens`, `usd` or `requests`. */
   readonly unit: string;
   readonly limit: number;
   /** Amount spent, reserved included, in the current window when the request was rejected. */
@@ -158,7 +158,7 @@ export interface LimitDetails {
 /**
  * A spending limit in tokens or US dollars would be passed by this call's
  * worst case. Retrying before `resetsAt` is rejected again unless the
- * limit is raised or the request asks for fewer tokens.
+ * limit is raised or the request sets a lower `maxTokens`.
  */
 export class BudgetExceededError extends AgentStackError {
   public override readonly name = 'BudgetExceededError';

@@ -358,7 +358,7 @@ export class BudgetLedger {
    * counter updates. From `reclaimed` the counters only add the actual
    * amounts, because the reclaim already released the reserved ones.
    * Returns false when the state was no longer `from`, and raises when a
-   * counter holds less reserved than the reservation.
+   * counter has less reserved than the reservation.
    */
   private async writeRelease(
     handle: SettlementHandle,
@@ -400,7 +400,7 @@ export class BudgetLedger {
     }
     const counter = handle.counters[counterIndexes[failed[0].index - 1]];
     throw new Error(
-      `Releasing reservation ${requestId} failed: counter ${counter?.pk} ${counter?.sk} holds ` +
+      `Releasing reservation ${requestId} failed: counter ${counter?.pk} ${counter?.sk} has ` +
         'less reserved than the reservation, so the ledger is inconsistent. Inspect the counter item.',
     );
   }

@@ -168,7 +168,7 @@ export function findPassedLimit(
 
 /**
  * Builds the error for a counter whose limit a reservation would pass.
- * `current` holds the counter as it was when the condition failed.
+ * `current` is the counter as it was when the condition failed.
  */
 export function limitError(
   plan: CounterPlan,
@@ -177,7 +177,7 @@ export function limitError(
   requestId: string,
 ): BudgetExceededError | RateLimitedError {
   // A condition that failed means some limit had no room, and a later
-  // reservation may have freed it since, so the first limit stands in.
+  // reservation may have freed it since, so the first limit is reported.
   const passed = findPassedLimit(plan, current, amounts) ?? {
     unit: plan.requestLimit !== undefined ? 'requests' : 'tokens',
     limit: plan.requestLimit ?? plan.tokenLimit ?? 0,
