@@ -69,9 +69,9 @@ export interface AgentEndpointProps {
   readonly vpcSubnets?: ec2.SubnetSelection;
 
   /**
-   * Idle timeout of the load balancer. A buffered response sends no bytes until
-   * it is complete, so it must be at least the longest task timeout of the
-   * agents routed here; `addAgent` rejects an agent that would be cut off.
+   * Idle timeout of the load balancer. A buffered response sends no bytes
+   * until it is complete, so the timeout must cover the longest task timeout
+   * of the agents routed here. `addAgent` rejects an agent it would cut off.
    *
    * @default - 60 seconds, raised to the longest task timeout of the routed agents plus 5 seconds
    */

@@ -11,7 +11,7 @@ import { latestNodeRuntime } from './assets';
 export interface AgentToolProps {
   /** Tool name the model calls; letters, digits, `_` and `-`. */
   readonly toolName: string;
-  /** What the tool does, as the model reads it. */
+  /** Description of the tool, as the model reads it. */
   readonly description: string;
   /** JSON Schema of the tool's input; the worker validates arguments against it. */
   readonly inputSchema: Record<string, unknown>;

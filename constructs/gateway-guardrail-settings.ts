@@ -208,7 +208,7 @@ export interface ResolvedGuardrailSettings {
 }
 
 export const DEFAULT_BLOCKED_INPUT_MESSAGE = 'Sorry, this request cannot be processed because it breaks our usage policy.';
-export const DEFAULT_BLOCKED_OUTPUT_MESSAGE = 'Sorry, the answer was withheld because it breaks our usage policy.';
+export const DEFAULT_BLOCKED_OUTPUT_MESSAGE = 'Sorry, the response was withheld because it breaks our usage policy.';
 
 /** Fills in every guardrail setting left out. */
 export function resolveGuardrailSettings(options: GatewayGuardrailSettings = {}): ResolvedGuardrailSettings {

@@ -9,7 +9,7 @@ const esbuild = require('esbuild');
 const root = path.resolve(__dirname, '..');
 const outRoot = path.join(root, 'dist', 'assets');
 
-// Lambda runs the newest Node.js runtime the CDK knows and the worker image
+// Lambda runs the newest Node.js runtime aws-cdk-lib lists and the worker image
 // ships Node.js 24, so the bundles may use syntax of Node.js 22 and later.
 const assets = [
   { name: 'gateway', entry: 'lambda/gateway/index.ts' },

@@ -10,7 +10,7 @@ const EXAMPLE_FILE = path.join(ROOT, 'agent-stack.config.json');
 
 // SQS caps the visibility timeout at 12 hours and the stack adds 60 s to
 // the task timeout, so this is the longest background task timeout.
-const LONGEST_BACKGROUND_TIMEOUT_SECONDS = 12 * 60 * 60 - 60;
+const MAX_BACKGROUND_TIMEOUT_SECONDS = 12 * 60 * 60 - 60;
 
 type Json = any;
 
@@ -164,7 +164,7 @@ describe('config defaults', () => {
     [
       'guardrail.blockedOutputMessage',
       () => guardrailSettings().blockedOutputMessage,
-      'Sorry, the answer was withheld because it breaks our usage policy.',
+      'Sorry, the response was withheld because it breaks our usage policy.',
     ],
     ['memory.ttlDays', () => config.memory.ttlDays, 30],
     ['logRetentionDays', () => config.logRetentionDays, 90],
@@ -410,14 +410,14 @@ describe('config rejection', () => {
 
   test('background timeout at the visibility limit', () => {
     const config = example();
-    config.agents[1].limits.taskTimeoutSeconds = LONGEST_BACKGROUND_TIMEOUT_SECONDS;
+    config.agents[1].limits.taskTimeoutSeconds = MAX_BACKGROUND_TIMEOUT_SECONDS;
 
     expect(validateConfig(config).agents[1].limits.taskTimeoutSeconds).toBe(43_140);
   });
 
   test('background timeout past the visibility limit', () => {
     const error = rejectionOf((c) => {
-      c.agents[1].limits.taskTimeoutSeconds = LONGEST_BACKGROUND_TIMEOUT_SECONDS + 1;
+      c.agents[1].limits.taskTimeoutSeconds = MAX_BACKGROUND_TIMEOUT_SECONDS + 1;
     });
     const line = lineFor(error, '$.agents[1].limits.taskTimeoutSeconds');
 

@@ -9,7 +9,7 @@ import {
  * Seconds a breaker record stays valid after the time it last describes: the
  * last failure of a closed breaker, the end of an open breaker's cooldown or
  * of a probe's lease. Failures ten minutes apart are not one outage, so a
- * closed breaker forgets them, and an open breaker that no request probed
+ * closed breaker drops them, and an open breaker that no request probed
  * for ten minutes starts closed again.
  */
 export const BREAKER_STALE_AFTER_SECONDS = 600;

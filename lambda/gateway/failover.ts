@@ -159,7 +159,7 @@ export async function callWithFailover<T>(
         : classify(error);
       if (!classification.failover) {
         // A target that responded, even with an error, counts as reachable. An
-        // abort or an unrecognised error tells nothing about the target, so the
+        // abort or an unrecognised error is no evidence about the target, so the
         // breaker is left alone, and a probe it ended lets its lease run out.
         if (classification.kind !== 'aborted' && classification.kind !== 'unknown') {
           await breaker.recordSuccess(target, decision, onEvent);

@@ -30,10 +30,10 @@ export const DEFAULT_ATTEMPT_TIMEOUT_MS = 60_000;
 
 /**
  * Attempts the SDK makes on one target, the first included. The gateway
- * fails over instead of retrying: on a throttle the SDK (@smithy/core
- * 3.41) backs off a random 0 to 1000 ms before its retry, which
- * `npm run bench:gateway` measured at about 480 ms p50 added to each
- * failover, while moving to the next target costs under a millisecond.
+ * fails over instead of retrying, because on a throttle the SDK
+ * (@smithy/core 3.41) backs off a random 0 to 1000 ms before its retry.
+ * `npm run bench:gateway` measured that at about 500 ms p50 added to each
+ * failover, while moving to the next target costs about 2 ms.
  */
 export const DEFAULT_SDK_MAX_ATTEMPTS = 1;
 

@@ -16,7 +16,7 @@ export interface LogContext {
   [key: string]: unknown;
 }
 
-/** Where log lines go; tests pass an array-backed sink. */
+/** Destination of log lines. Tests pass an array-backed sink. */
 export type LogSink = (line: string) => void;
 
 function errorFields(error: unknown): Record<string, unknown> {
