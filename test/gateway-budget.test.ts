@@ -359,7 +359,7 @@ describe('gateway budget', () => {
     expect(line._aws.CloudWatchMetrics).toEqual([
       {
         Namespace: 'AgentStack',
-        Dimensions: [['Agent', 'Model']],
+        Dimensions: [['Agent', 'Model'], ['Agent']],
         Metrics: [
           { Name: 'InputTokens', Unit: 'Count' },
           { Name: 'OutputTokens', Unit: 'Count' },
@@ -369,7 +369,7 @@ describe('gateway budget', () => {
       },
       {
         Namespace: 'AgentStack',
-        Dimensions: [['Agent', 'Model', 'Region']],
+        Dimensions: [['Agent', 'Model', 'Region'], ['Agent']],
         Metrics: [{ Name: 'ModelLatency', Unit: 'Milliseconds' }],
       },
     ]);
@@ -399,8 +399,8 @@ describe('gateway budget', () => {
     const groups = line._aws.CloudWatchMetrics;
     expect(groups.map((group: any) => group.Namespace)).toEqual(['AgentStack', 'AgentStack']);
     expect(groups.map((group: any) => group.Dimensions)).toEqual([
-      [['Agent', 'Model']],
-      [['Agent', 'Model', 'Region']],
+      [['Agent', 'Model'], ['Agent']],
+      [['Agent', 'Model', 'Region'], ['Agent']],
     ]);
     expect(groups[0].Metrics).toContainEqual({ Name: 'CostUsd', Unit: 'None' });
     expect(groups[1].Metrics).toEqual([{ Name: 'ModelLatency', Unit: 'Milliseconds' }]);

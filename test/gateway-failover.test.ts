@@ -339,7 +339,7 @@ describe('failover telemetry', () => {
       expect(line._aws.CloudWatchMetrics).toEqual([
         {
           Namespace: 'AgentStack',
-          Dimensions: [['Agent', 'Region']],
+          Dimensions: [['Agent', 'Region'], ['Agent']],
           Metrics: [{ Name: name, Unit: 'Count' }],
         },
       ]);

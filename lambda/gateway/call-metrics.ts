@@ -50,13 +50,15 @@ export interface CallMetricsOptions {
  * Writes one EMF line for a model call that reached a target: InputTokens,
  * OutputTokens, TotalTokens (Count) and CostUsd (None) with dimensions
  * Agent and Model, and ModelLatency (Milliseconds) with Agent, Model and
- * Region. Model is the model id or inference profile id as called.
+ * Region, each also under Agent alone. Model is the model id or inference
+ * profile id as called.
  */
 export function putCallMetrics(options: CallMetricsOptions): void {
   const { metrics, config, agent, target, usage, latencyMs, requestId } = options;
   const costUsd = callCostUsd(config, target, usage);
   const usageGroup: MetricGroup = {
     dimensions: ['Agent', 'Model'],
+    rollups: [['Agent']],
     metrics: {
       InputTokens: { value: usage.inputTokens, unit: 'Count' },
       OutputTokens: { value: usage.outputTokens, unit: 'Count' },
@@ -68,6 +70,7 @@ export function putCallMetrics(options: CallMetricsOptions): void {
   };
   const latencyGroup: MetricGroup = {
     dimensions: ['Agent', 'Model', 'Region'],
+    rollups: [['Agent']],
     metrics: { ModelLatency: { value: latencyMs, unit: 'Milliseconds' } },
   };
   metrics.putGroups(

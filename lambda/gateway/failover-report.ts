@@ -25,14 +25,15 @@ function describeTarget(target: ModelTarget): { region: string; modelId: string 
 /**
  * Creates the listener that turns failover and breaker events into one log
  * line each and the metrics `Failover`, `Throttled`, `BreakerOpened` and
- * `BreakerClosed` in namespace AgentStack, with dimensions Agent and Region.
+ * `BreakerClosed` in namespace AgentStack, with dimensions Agent and Region
+ * and also Agent alone.
  */
 export function createFailoverReporter(options: FailoverReporterOptions): FailoverListener {
   const { logger, metrics, agent, requestId } = options;
   const count = (name: string, target: ModelTarget) =>
-    metrics.put(
+    metrics.putGroups(
       { Agent: agent, Region: target.region },
-      { [name]: { value: 1, unit: 'Count' } },
+      [{ dimensions: ['Agent', 'Region'], rollups: [['Agent']], metrics: { [name]: { value: 1, unit: 'Count' } } }],
       { requestId, modelId: target.modelId },
     );
 

@@ -21,13 +21,21 @@ export interface MetricValue {
 /** Metrics that share one set of dimension names. */
 export interface MetricGroup {
   readonly dimensions: readonly string[];
+  /**
+   * Further dimension sets that publish the same values, such as
+   * `[['Agent']]` for a per-agent total of a per-model metric. CloudWatch
+   * does not add up a metric across dimension values, so an alarm on an
+   * agent's total needs the metric published under `Agent` alone.
+   * @default - none
+   */
+  readonly rollups?: readonly (readonly string[])[];
   readonly metrics: Record<string, MetricValue>;
 }
 
 /**
- * Builds the log fields that publish `groups`. Each group's dimension names
- * must appear in `dimensionValues`, because EMF reads dimension values from
- * members of the same log event.
+ * Builds the log fields that publish `groups`. Each group's dimension names,
+ * rollups included, must appear in `dimensionValues`, because EMF reads
+ * dimension values from members of the same log event.
  */
 export function emfFields(
   dimensionValues: Record<string, string>,
@@ -42,7 +50,7 @@ export function emfFields(
     Timestamp: timestampMs,
     CloudWatchMetrics: groups.map((group) => ({
       Namespace: METRIC_NAMESPACE,
-      Dimensions: [group.dimensions],
+      Dimensions: [group.dimensions, ...(group.rollups ?? [])],
       Metrics: Object.entries(group.metrics).map(([name, m]) => ({ Name: name, Unit: m.unit })),
     })),
   };
