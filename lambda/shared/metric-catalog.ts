@@ -15,7 +15,7 @@ export interface MetricDefinition {
   /** Dimension names of the set, `Agent` first. */
   readonly dimensions: readonly string[];
   readonly emittedBy: MetricEmitter;
-  /** What one value means, for dashboard labels and alarm descriptions. */
+  /** Meaning of one value, for dashboard labels and alarm descriptions. */
   readonly description: string;
 }
 
@@ -108,7 +108,7 @@ export const AGENT_METRICS = {
     unit: 'Count',
     dimensions: ['Agent'],
     emittedBy: 'gateway',
-    description: '1 when the response cache answered the call, 0 when a model did',
+    description: '1 when the response cache returned the response, 0 when a model was called',
   },
   failover: {
     name: 'Failover',
@@ -129,35 +129,35 @@ export const AGENT_METRICS = {
     unit: 'Count',
     dimensions: ['Agent'],
     emittedBy: 'gateway',
-    description: 'a model target answered with throttling',
+    description: 'a model target rejected a call with a throttling error',
   },
   throttledByRegion: {
     name: 'Throttled',
     unit: 'Count',
     dimensions: ['Agent', 'Region'],
     emittedBy: 'gateway',
-    description: 'a target in this region answered with throttling',
+    description: 'a target in this region rejected a call with a throttling error',
   },
   budgetRejected: {
     name: 'BudgetRejected',
     unit: 'Count',
     dimensions: ['Agent'],
     emittedBy: 'gateway',
-    description: 'a call refused because a spend limit had no room',
+    description: 'a call rejected because a spend limit had no room',
   },
   rateLimited: {
     name: 'RateLimited',
     unit: 'Count',
     dimensions: ['Agent'],
     emittedBy: 'gateway',
-    description: 'a call refused by a per-minute rate limit',
+    description: 'a call rejected by a per-minute rate limit',
   },
   suspendedRejected: {
     name: 'SuspendedRejected',
     unit: 'Count',
     dimensions: ['Agent'],
     emittedBy: 'gateway',
-    description: 'a call refused because the kill switch or an operator suspended the agent',
+    description: 'a call rejected because the kill switch or an operator suspended the agent',
   },
   unguardedCall: {
     name: 'UnguardedCall',
@@ -234,7 +234,7 @@ export const AGENT_METRICS = {
     unit: 'None',
     dimensions: ['Agent'],
     emittedBy: 'worker',
-    description: "the confidence between 0 and 1 in an agent's structured final answer",
+    description: "the confidence between 0 and 1 that an agent reports in its structured final output",
   },
   satisfaction: {
     name: 'Satisfaction',
