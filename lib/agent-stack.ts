@@ -97,6 +97,10 @@ export class AgentStack extends Stack {
         regionalPremiumPercent: config.budget.regionalPremiumPercent,
         logRetention,
       });
+      new CfnOutput(this, 'LedgerTableName', {
+        value: this.budget.table.tableName,
+        description: 'Budget ledger table; pass it to the operator command: npm run admin -- --table <name>',
+      });
     }
     this.gateway = new ModelGateway(this, 'Gateway', {
       agents: config.agents.map((agent) => ({
