@@ -41,6 +41,30 @@ export class PayloadTooLargeError extends AgentStackError {
   public readonly statusCode = 413;
 }
 
+/** No route or resource matches the request. */
+export class NotFoundError extends AgentStackError {
+  public override readonly name = 'NotFoundError';
+  public readonly statusCode = 404;
+}
+
+/** The path exists but does not accept the request's method. */
+export class MethodNotAllowedError extends AgentStackError {
+  public override readonly name = 'MethodNotAllowedError';
+  public readonly statusCode = 405;
+}
+
+/** A dependency the request needs, such as the identity provider's keys, is unreachable. */
+export class ServiceUnavailableError extends AgentStackError {
+  public override readonly name = 'ServiceUnavailableError';
+  public readonly statusCode = 503;
+}
+
+/** An unexpected error; the response carries no detail of it. */
+export class InternalError extends AgentStackError {
+  public override readonly name = 'InternalError';
+  public readonly statusCode = 500;
+}
+
 /** The model call failed and no target could serve it. */
 export class ModelCallError extends AgentStackError {
   // Typed as string so that AllTargetsFailedError can narrow the error with its own name.

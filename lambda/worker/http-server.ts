@@ -11,7 +11,7 @@ import { WorkerRuntimeConfig } from '../shared/contracts';
 import { AgentStackError, InvalidRequestError, PayloadTooLargeError } from '../shared/errors';
 import { Logger } from '../shared/logger';
 import { AgentResult, AgentTask } from './agent-loop';
-import { Authenticator } from './auth';
+import { Authenticator } from '../shared/auth';
 import { InternalError, MethodNotAllowedError, NotFoundError, TaskAbortedError } from './errors';
 import { acceptsStream, streamTaskResponse } from './http-stream';
 import { SESSION_ID_PATTERN } from './memory';

@@ -9,7 +9,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Logger } from '../shared/logger';
 import { AgentLoopDeps, AgentTask, runAgentTask } from './agent-loop';
-import { createAuthenticator } from './auth-factory';
+import { createAuthenticator } from '../shared/auth-factory';
 import { startRealtimeServer } from './http-server';
 import { DynamoSessionMemory } from './memory';
 import { ModelStreamListener } from './model-client';

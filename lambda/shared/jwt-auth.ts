@@ -4,8 +4,8 @@
  */
 import { IncomingHttpHeaders } from 'http';
 import { JWTPayload, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
-import { WorkerAuthConfig } from '../shared/contracts';
-import { Logger } from '../shared/logger';
+import { WorkerAuthConfig } from './contracts';
+import { Logger } from './logger';
 import { Authenticator, reject, userIdFrom } from './auth';
 import { ServiceUnavailableError } from './errors';
 

@@ -13,8 +13,8 @@
  */
 import { KeyObject, createPublicKey, verify } from 'crypto';
 import { IncomingHttpHeaders } from 'http';
-import { WorkerAuthConfig } from '../shared/contracts';
-import { Logger } from '../shared/logger';
+import { WorkerAuthConfig } from './contracts';
+import { Logger } from './logger';
 import { Authenticator, reject, userIdFrom } from './auth';
 import { ServiceUnavailableError } from './errors';
 
