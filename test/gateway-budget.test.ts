@@ -216,9 +216,11 @@ describe('gateway budget', () => {
     await stream(gatewayRequest('trips', { requestId: 'budget-trips-2', stream: true }), writable);
     const streamedTrips = operations.splice(0);
 
-    // Each handler reads the agent's suspension once, then one transaction reserves and one settles.
-    expect(bufferedTrips).toEqual(['GetItem', 'TransactWriteItems', 'TransactWriteItems']);
-    expect(streamedTrips).toEqual(['GetItem', 'TransactWriteItems', 'TransactWriteItems']);
+    // Each handler reads the agent's suspension and its limit overrides once
+    // (both then cached), then one transaction reserves and one settles.
+    const trips = ['GetItem', 'BatchGetItem', 'TransactWriteItems', 'TransactWriteItems'];
+    expect(bufferedTrips).toEqual(trips);
+    expect(streamedTrips).toEqual(trips);
     expect((await readItem('reservation#budget-trips-1', 'reservation'))?.state).toBe('settled');
     expect((await readItem('reservation#budget-trips-2', 'reservation'))?.state).toBe('settled');
     const counter = await readItem('budget#agent#trips', 'day#2026-12-04');
@@ -355,6 +357,7 @@ describe('gateway budget', () => {
     // The clock is fixed, so the latency is 0 ms.
     expect(line.ModelLatency).toBe(0);
     expect(line.cacheWriteInputTokens).toBe(100);
+    expect(line.CacheHit).toBe(0);
     expect(line._aws.Timestamp).toBe(NOW);
     expect(line._aws.CloudWatchMetrics).toEqual([
       {
@@ -371,6 +374,11 @@ describe('gateway budget', () => {
         Namespace: 'AgentStack',
         Dimensions: [['Agent', 'Model', 'Region'], ['Agent']],
         Metrics: [{ Name: 'ModelLatency', Unit: 'Milliseconds' }],
+      },
+      {
+        Namespace: 'AgentStack',
+        Dimensions: [['Agent']],
+        Metrics: [{ Name: 'CacheHit', Unit: 'Count' }],
       },
     ]);
   });
@@ -397,13 +405,16 @@ describe('gateway budget', () => {
     expect(line.ModelLatency).toBe(0);
     expect(line.cacheReadInputTokens).toBe(1_000);
     const groups = line._aws.CloudWatchMetrics;
-    expect(groups.map((group: any) => group.Namespace)).toEqual(['AgentStack', 'AgentStack']);
+    expect(line.CacheHit).toBe(0);
+    expect(groups.map((group: any) => group.Namespace)).toEqual(['AgentStack', 'AgentStack', 'AgentStack']);
     expect(groups.map((group: any) => group.Dimensions)).toEqual([
       [['Agent', 'Model'], ['Agent']],
       [['Agent', 'Model', 'Region'], ['Agent']],
+      [['Agent']],
     ]);
     expect(groups[0].Metrics).toContainEqual({ Name: 'CostUsd', Unit: 'None' });
     expect(groups[1].Metrics).toEqual([{ Name: 'ModelLatency', Unit: 'Milliseconds' }]);
+    expect(groups[2].Metrics).toEqual([{ Name: 'CacheHit', Unit: 'Count' }]);
   });
 
   test('no CostUsd without a price', async () => {

@@ -50,8 +50,8 @@ export interface CallMetricsOptions {
  * Writes one EMF line for a model call that reached a target: InputTokens,
  * OutputTokens, TotalTokens (Count) and CostUsd (None) with dimensions
  * Agent and Model, and ModelLatency (Milliseconds) with Agent, Model and
- * Region, each also under Agent alone. Model is the model id or inference
- * profile id as called.
+ * Region, each also under Agent alone, and CacheHit (Count) 0 with Agent.
+ * Model is the model id or inference profile id as called.
  */
 export function putCallMetrics(options: CallMetricsOptions): void {
   const { metrics, config, agent, target, usage, latencyMs, requestId } = options;
@@ -73,9 +73,15 @@ export function putCallMetrics(options: CallMetricsOptions): void {
     rollups: [['Agent']],
     metrics: { ModelLatency: { value: latencyMs, unit: 'Milliseconds' } },
   };
+  // A call that reached a model missed the response cache. The average of
+  // CacheHit is the hit rate once a cache step writes 1 for its hits.
+  const cacheGroup: MetricGroup = {
+    dimensions: ['Agent'],
+    metrics: { CacheHit: { value: 0, unit: 'Count' } },
+  };
   metrics.putGroups(
     { Agent: agent, Model: target.modelId, Region: target.region },
-    [usageGroup, latencyGroup],
+    [usageGroup, latencyGroup, cacheGroup],
     {
       ...options.properties,
       requestId,

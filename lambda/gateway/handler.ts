@@ -17,6 +17,7 @@ import {
   type GatewayStep,
 } from './pipeline';
 import { putOutcomeMetric } from './failover-report';
+import { putGuardBlockedMetric } from './guardrail';
 import { budgetStep } from './steps/budget';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
@@ -90,6 +91,10 @@ function readId(event: unknown, field: string): string | undefined {
 function logOutcome(context: GatewayContext, startedAt: number, error?: AgentStackError): void {
   const { request, result } = context;
   const outcome = error === undefined ? 'success' : error.name;
+  // A block happens after validation, so the request and its agent are known.
+  if (error instanceof GuardrailBlockedError && request !== undefined) {
+    putGuardBlockedMetric(context.services.metrics, request.agent, error, context.requestId);
+  }
   putOutcomeMetric({
     metrics: context.services.metrics,
     config: context.services.config,

@@ -14,6 +14,7 @@ import {
   type GatewayLambdaContext,
 } from '../handler';
 import { putOutcomeMetric } from '../failover-report';
+import { putGuardBlockedMetric } from '../guardrail';
 import { runSteps, type GatewayServices, type GatewayStep } from '../pipeline';
 import { createGatewayServices } from '../services';
 import { budgetStep, createBudgetUsageRecorder } from '../steps/budget';
@@ -120,6 +121,10 @@ function logOutcome(
 ): void {
   const usage = context.streamUsage;
   const outcome = error === undefined ? 'success' : error.name;
+  // A block happens after validation, so the request and its agent are known.
+  if (error instanceof GuardrailBlockedError && context.request !== undefined) {
+    putGuardBlockedMetric(context.services.metrics, context.request.agent, error, context.requestId);
+  }
   putOutcomeMetric({
     metrics: context.services.metrics,
     config: context.services.config,
