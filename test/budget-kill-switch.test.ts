@@ -6,6 +6,7 @@
  */
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { BudgetLedger, SuspensionStore, suspensionKey } from '../lambda/gateway/budget';
+import { LimitOverrideStore } from '../lambda/gateway/budget/overrides';
 import { createKillSwitchHandler, parseKillSwitchEvent } from '../lambda/kill-switch';
 import type { KillSwitchConfig } from '../lambda/shared/contracts';
 import { InvalidRequestError } from '../lambda/shared/errors';
@@ -40,16 +41,31 @@ function store(now: () => number = () => NOW): SuspensionStore {
   return new SuspensionStore({ client: dynamo.documentClient, table: TABLE, now });
 }
 
-function killSwitch(config: Partial<KillSwitchConfig> = {}, now = NOW) {
+function killSwitch(config: Partial<KillSwitchConfig> = {}, now = NOW, client = dynamo.documentClient) {
   const lines: Array<Record<string, any>> = [];
+  const metricLines: Array<Record<string, any>> = [];
   const logger = new Logger({}, { sink: (line) => lines.push(JSON.parse(line)) });
   const handle = createKillSwitchHandler({
     config: { table: TABLE, leaseSeconds: 300, agents: {}, ...config },
-    client: dynamo.documentClient,
+    client,
     now: () => now,
     logger,
+    metrics: new MetricsWriter({ sink: (line) => metricLines.push(JSON.parse(line)), now: () => now }),
   });
-  return { handle, lines };
+  return { handle, lines, metricLines };
+}
+
+/** Reserves and settles one call of `agent` that spends `tokens` tokens. */
+async function spend(agent: string, agents: KillSwitchConfig['agents'], requestId: string, tokens: number) {
+  const ledger = new BudgetLedger({
+    client: dynamo.documentClient,
+    config: { table: TABLE, leaseSeconds: 300, failOpen: false, allowAnonymous: true, agents, prices: {} },
+    now: () => NOW,
+    logger: new Logger({}, { sink: () => undefined }),
+    metrics: new MetricsWriter({ sink: () => undefined }),
+  });
+  await ledger.reserve({ requestId, agent, userId: 'u', estimatedInputTokens: tokens, maxTokens: 0, priceUsd: 0 });
+  await ledger.settle({ requestId, usage: { inputTokens: tokens, outputTokens: 0 }, costUsd: 0 });
 }
 
 function snsAlarm(alarm: Record<string, unknown>) {
@@ -214,6 +230,90 @@ describe('kill switch schedule', () => {
   });
 });
 
+describe('kill switch budget use', () => {
+  test('writes BudgetUsePercent per window', async () => {
+    const agent = uniqueAgent();
+    const agents = { [agent]: { agent: { daily: { tokens: 200 }, monthly: { tokens: 1_000 } } } };
+    await spend(agent, agents, `${agent}-1`, 50);
+    const { handle, metricLines } = killSwitch({ agents });
+
+    await handle({ 'detail-type': 'Scheduled Event' });
+
+    const uses = metricLines.filter((line) => line.BudgetUsePercent !== undefined);
+    expect(uses.map((line) => [line.Window, line.BudgetUsePercent])).toEqual([
+      ['day', 25],
+      ['month', 5],
+    ]);
+    expect(uses[0].Agent).toBe(agent);
+    expect(uses[0]._aws.CloudWatchMetrics).toEqual([
+      { Namespace: 'AgentStack', Dimensions: [['Agent', 'Window']], Metrics: [{ Name: 'BudgetUsePercent', Unit: 'None' }] },
+    ]);
+  });
+
+  test('schedule applies lowered limits', async () => {
+    const agent = uniqueAgent();
+    const agents = { [agent]: { agent: { daily: { tokens: 10_000 } } } };
+    await spend(agent, agents, `${agent}-1`, 100);
+    await new LimitOverrideStore({ client: dynamo.documentClient, table: TABLE, now: () => NOW }).change({
+      agent,
+      path: 'agent.daily.tokens',
+      value: 100,
+      changedBy: 'test',
+    });
+    const { handle } = killSwitch({ agents });
+
+    const result = await handle({ 'detail-type': 'Scheduled Event' });
+
+    expect(result.decisions).toContainEqual(expect.objectContaining({ decision: 'suspended', agent, window: 'day' }));
+  });
+
+  test('budget alarm checks the budget', async () => {
+    const spent = uniqueAgent();
+    const within = uniqueAgent();
+    const agents = { [spent]: { agent: { daily: { tokens: 100 } } }, [within]: { agent: { daily: { tokens: 1_000 } } } };
+    await spend(spent, agents, `${spent}-1`, 100);
+    await spend(within, agents, `${within}-1`, 900);
+    const { handle } = killSwitch({ agents });
+    const budgetAlarm = (agent: string) =>
+      snsAlarm({
+        AlarmName: `BudgetUse/agent/${agent}`,
+        NewStateValue: 'ALARM',
+        Trigger: { MetricName: 'BudgetUsePercent', Namespace: 'AgentStack', Dimensions: [{ value: agent, name: 'Agent' }] },
+      });
+
+    const spentResult = await handle(budgetAlarm(spent));
+    const withinResult = await handle(budgetAlarm(within));
+
+    expect(spentResult.decisions[0]).toMatchObject({ decision: 'suspended', agent: spent, reason: 'budget-exhausted' });
+    expect((await store().getSuspension(spent))?.until).toBe(NEXT_DAY);
+    expect((await store().getSuspension(spent))?.suspendedBy).toBe(`alarm:BudgetUse/agent/${spent}`);
+    expect(withinResult.decisions[0]).toMatchObject({ decision: 'within-budget', agent: within });
+    expect(await store().getSuspension(within)).toBeUndefined();
+  });
+
+  test('one failing agent spares others', async () => {
+    const broken = uniqueAgent();
+    const spent = uniqueAgent();
+    const agents = { [broken]: { agent: { daily: { tokens: 100 } } }, [spent]: { agent: { daily: { tokens: 100 } } } };
+    await spend(spent, agents, `${spent}-1`, 100);
+    // A client that fails every read of the broken agent's counter, and passes everything else to DynamoDB Local.
+    const real = dynamo.documentClient;
+    const failing = Object.create(real) as typeof real;
+    failing.send = ((command: any) => {
+      if (command.input?.Key?.pk === `budget#agent#${broken}`) {
+        return Promise.reject(Object.assign(new Error('Simulated read failure'), { name: 'InternalServerError' }));
+      }
+      return real.send(command);
+    }) as typeof real.send;
+    const { handle, lines } = killSwitch({ agents }, NOW, failing);
+
+    await expect(handle({ 'detail-type': 'Scheduled Event' })).rejects.toThrow(broken);
+
+    expect((await store().getSuspension(spent))?.reason).toBe('budget-exhausted');
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', agent: broken }));
+  });
+});
+
 describe('kill switch alarms', () => {
   test('SNS alarm suspends Agent dimension', async () => {
     const agent = uniqueAgent();
@@ -252,7 +352,7 @@ describe('kill switch alarms', () => {
 
     expect(parsed).toEqual({
       kind: 'alarms',
-      alarms: [{ source: 'sns', alarmName: 'Anomaly', state: 'ALARM', agent: 'billing' }],
+      alarms: [{ source: 'sns', alarmName: 'Anomaly', state: 'ALARM', agent: 'billing', metricNames: [] }],
     });
   });
 

@@ -12,6 +12,7 @@ import {
   type BudgetLedgerOptions,
   type TransactionRetry,
 } from '../lambda/gateway/budget';
+import { LimitOverrideStore } from '../lambda/gateway/budget/overrides';
 import type { GatewayBudgetConfig } from '../lambda/shared/contracts';
 import {
   BudgetExceededError,
@@ -521,6 +522,108 @@ describe('errors', () => {
 
     expect(error.name).toBe('InvalidRequestError');
     expect(error.message).toMatch(/already has a budget reservation/);
+  });
+});
+
+describe('runtime limits', () => {
+  function overrideStore(cacheTtlMs = 0) {
+    return new LimitOverrideStore({ client: dynamo.documentClient, table: TABLE, cacheTtlMs });
+  }
+
+  test('lowered limit rejects next call', async () => {
+    const agent = uniqueAgent();
+    const store = overrideStore();
+    const { ledger } = ledgerFor(budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } }), {
+      overrides: store,
+    });
+    await ledger.reserve(reserveRequest(agent, `${agent}-1`, 100));
+
+    await store.change({ agent, path: 'agent.daily.tokens', value: 150, changedBy: 'test' });
+
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-2`, 100))).rejects.toThrow(BudgetExceededError);
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-3`, 50))).resolves.toMatchObject({ guarded: true });
+  });
+
+  test('raised limit admits more', async () => {
+    const agent = uniqueAgent();
+    const store = overrideStore();
+    const { ledger } = ledgerFor(budgetConfig({ agents: { [agent]: { perUser: { daily: { usd: 0.01 } } } } }), {
+      overrides: store,
+    });
+    await ledger.reserve(reserveRequest(agent, `${agent}-1`, 100));
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-2`, 100))).rejects.toThrow(BudgetExceededError);
+
+    await store.change({ agent, path: 'perUser.daily.usd', value: 0.02, changedBy: 'test' });
+
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-3`, 100))).resolves.toMatchObject({ guarded: true });
+  });
+
+  test('new limit on unlimited scope', async () => {
+    const agent = uniqueAgent();
+    const store = overrideStore();
+    const { ledger } = ledgerFor(budgetConfig(), { overrides: store });
+
+    await store.change({ agent, path: 'perUserRate.requestsPerMinute', value: 1, changedBy: 'test' });
+
+    await ledger.reserve(reserveRequest(agent, `${agent}-1`, 10));
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-2`, 10))).rejects.toThrow(RateLimitedError);
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-3`, 10, 'bob'))).resolves.toMatchObject({ guarded: true });
+  });
+
+  test('stack limit applies to every agent', async () => {
+    const first = uniqueAgent();
+    const second = uniqueAgent();
+    const store = overrideStore();
+    // The stack item is shared by every test, so this test removes its override when done.
+    await store.change({ path: 'stack.monthly.tokens', value: 0, changedBy: 'test' });
+    try {
+      const { ledger } = ledgerFor(budgetConfig(), { overrides: store });
+
+      await expect(ledger.reserve(reserveRequest(first, `${first}-1`, 10))).rejects.toThrow(/the stack/);
+      await expect(ledger.reserve(reserveRequest(second, `${second}-1`, 10))).rejects.toThrow(BudgetExceededError);
+    } finally {
+      await store.change({ path: 'stack.monthly.tokens', value: undefined, changedBy: 'test' });
+    }
+  });
+
+  test('cleared override restores config', async () => {
+    const agent = uniqueAgent();
+    const store = overrideStore();
+    const { ledger } = ledgerFor(budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } }), {
+      overrides: store,
+    });
+    await store.change({ agent, path: 'agent.daily.tokens', value: 0, changedBy: 'test' });
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-1`, 100))).rejects.toThrow(BudgetExceededError);
+
+    await store.change({ agent, path: 'agent.daily.tokens', value: undefined, changedBy: 'test' });
+
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-2`, 100))).resolves.toMatchObject({ guarded: true });
+    const item = await store.read(agent);
+    expect(item?.['agent.daily.tokens']).toBeUndefined();
+    expect(item?.changedBy).toBe('test');
+  });
+
+  test('cached read applies until it expires', async () => {
+    const agent = uniqueAgent();
+    let nowMs = DEC_4_NOON;
+    const reader = new LimitOverrideStore({ client: dynamo.documentClient, table: TABLE, now: () => nowMs, cacheTtlMs: 2_000 });
+    expect(await reader.get(agent)).toEqual({ agent: {}, stack: {} });
+
+    await overrideStore().change({ agent, path: 'agent.daily.usd', value: 5, changedBy: 'test' });
+
+    expect((await reader.get(agent)).agent).toEqual({});
+    nowMs += 2_000;
+    expect((await reader.get(agent)).agent).toEqual({ 'agent.daily.usd': 5 });
+  });
+
+  test.each([
+    { path: 'agent.daily.tokens', value: 1.5, agent: 'a', message: /whole number/ },
+    { path: 'agent.daily.usd', value: -1, agent: 'a', message: /dollar amount/ },
+    { path: 'agentRate.requestsPerMinute', value: Number.NaN, agent: 'a', message: /whole number/ },
+    { path: 'stack.daily.usd', value: 1, agent: 'a', message: /takes no agent/ },
+    { path: 'perUser.daily.tokens', value: 1, agent: undefined, message: /name the agent/ },
+  ] as const)('rejects $path = $value', async ({ path, value, agent, message }) => {
+    await expect(overrideStore().change({ agent, path, value, changedBy: 'test' })).rejects.toThrow(message);
   });
 });
 

@@ -4,7 +4,8 @@ import { MetricsWriter } from '../shared/metrics';
 import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
 import { CircuitBreaker } from './breaker';
 import { BudgetLedger, type BudgetLedgerOptions } from './budget/ledger';
-import { SuspensionStore } from './budget/suspension';
+import { LimitOverrideStore } from './budget/overrides';
+import { DEFAULT_SUSPENSION_CACHE_MS, SuspensionStore } from './budget/suspension';
 import { DynamoBreakerStore, createStateTableClient } from './breaker-table';
 import { validateGatewayConfig } from './config';
 import type { GatewayServices } from './pipeline';
@@ -51,7 +52,8 @@ export interface GatewayServicesOptions {
    */
   readonly budgetLedgerOptions?: Partial<Omit<BudgetLedgerOptions, 'client' | 'config' | 'now'>>;
   /**
-   * Milliseconds an instance reuses an agent's suspension read.
+   * Milliseconds an instance reuses an agent's suspension read and its
+   * limit overrides read.
    * @default DEFAULT_SUSPENSION_CACHE_MS
    */
   readonly suspensionCacheMs?: number;
@@ -94,6 +96,12 @@ export function createGatewayServices(
       ? undefined
       : new BudgetLedger({
           metrics,
+          overrides: new LimitOverrideStore({
+            client: budgetTableClient,
+            table: config.budget.table,
+            now,
+            cacheTtlMs: options.suspensionCacheMs ?? DEFAULT_SUSPENSION_CACHE_MS,
+          }),
           ...options.budgetLedgerOptions,
           client: budgetTableClient,
           config: config.budget,

@@ -19,6 +19,8 @@ export interface AlarmChange {
   readonly state: string;
   /** Agent from the `Agent` dimension or the alarm name, or undefined when neither names one. */
   readonly agent?: string;
+  /** Names of the metrics the alarm watches, metric math inputs included. */
+  readonly metricNames: readonly string[];
 }
 
 /** An operator's request to suspend or resume one agent. */
@@ -75,18 +77,25 @@ export function parseSnsAlarm(message: string): AlarmChange {
     );
   }
   const trigger = isObject(alarm.Trigger) ? alarm.Trigger : {};
-  const metricDimensions = Array.isArray(trigger.Metrics)
-    ? trigger.Metrics.flatMap((metric: unknown) => {
-        const stat = isObject(metric) && isObject(metric.MetricStat) ? metric.MetricStat : {};
-        const inner = isObject(stat.Metric) ? stat.Metric : {};
-        return Array.isArray(inner.Dimensions) ? inner.Dimensions : [];
-      })
-    : [];
+  const innerMetrics = (Array.isArray(trigger.Metrics) ? trigger.Metrics : []).map((metric: unknown) => {
+    const stat = isObject(metric) && isObject(metric.MetricStat) ? metric.MetricStat : {};
+    return isObject(stat.Metric) ? stat.Metric : {};
+  });
+  const metricDimensions = innerMetrics.flatMap((inner) => (Array.isArray(inner.Dimensions) ? inner.Dimensions : []));
+  const metricNames = [trigger.MetricName, ...innerMetrics.map((inner) => inner.MetricName)].filter(
+    (name): name is string => typeof name === 'string',
+  );
   const dimensions = [...(Array.isArray(trigger.Dimensions) ? trigger.Dimensions : []), ...metricDimensions];
   const values = dimensions
     .filter((dimension): dimension is Json => isObject(dimension) && dimension.name === AGENT_DIMENSION)
     .map((dimension) => dimension.value);
-  return { source: 'sns', alarmName: alarm.AlarmName, state: alarm.NewStateValue, agent: agentOf(alarm.AlarmName, values) };
+  return {
+    source: 'sns',
+    alarmName: alarm.AlarmName,
+    state: alarm.NewStateValue,
+    agent: agentOf(alarm.AlarmName, values),
+    metricNames,
+  };
 }
 
 /**
@@ -104,12 +113,13 @@ export function parseEventBridgeAlarm(detail: unknown): AlarmChange {
   }
   const configuration = isObject(alarm.configuration) ? alarm.configuration : {};
   const metrics = Array.isArray(configuration.metrics) ? configuration.metrics : [];
-  const values = metrics.map((metric: unknown) => {
+  const innerMetrics = metrics.map((metric: unknown) => {
     const stat = isObject(metric) && isObject(metric.metricStat) ? metric.metricStat : {};
-    const inner = isObject(stat.metric) ? stat.metric : {};
-    return isObject(inner.dimensions) ? inner.dimensions[AGENT_DIMENSION] : undefined;
+    return isObject(stat.metric) ? stat.metric : {};
   });
-  return { source: 'eventbridge', alarmName: alarm.alarmName, state, agent: agentOf(alarm.alarmName, values) };
+  const values = innerMetrics.map((inner) => (isObject(inner.dimensions) ? inner.dimensions[AGENT_DIMENSION] : undefined));
+  const metricNames = innerMetrics.map((inner) => inner.name).filter((name): name is string => typeof name === 'string');
+  return { source: 'eventbridge', alarmName: alarm.alarmName, state, agent: agentOf(alarm.alarmName, values), metricNames };
 }
 
 function parseCommand(event: Json): OperatorCommand {

@@ -2,6 +2,9 @@ import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { KILL_SWITCH_ENV, type KillSwitchConfig, type SpendLimits } from '../shared/contracts';
 import type { BudgetWindow } from '../shared/errors';
 import { Logger } from '../shared/logger';
+import { AGENT_METRICS } from '../shared/metric-catalog';
+import { MetricsWriter } from '../shared/metrics';
+import { effectiveAgentBudget, LimitOverrideStore } from '../gateway/budget/overrides';
 import { BudgetLedger } from '../gateway/budget/ledger';
 import { NANO_USD_PER_USD } from '../gateway/budget/pricing';
 import { SuspensionStore, type Suspension } from '../gateway/budget/suspension';
@@ -41,6 +44,8 @@ export interface KillSwitchOptions {
   readonly now?: () => number;
   /** @default - a Logger writing to stdout */
   readonly logger?: Logger;
+  /** @default - a MetricsWriter writing to stdout */
+  readonly metrics?: MetricsWriter;
 }
 
 function describe(suspension: Suspension): Pick<KillSwitchDecision, 'agent' | 'reason' | 'until'> {
@@ -51,15 +56,29 @@ function describe(suspension: Suspension): Pick<KillSwitchDecision, 'agent' | 'r
   };
 }
 
+/** Spend of one agent-wide window against its limits. */
+interface WindowUse {
+  readonly window: BudgetWindow;
+  readonly endMs: number;
+  /** Spent share of the tightest limit, in percent; 100 or more means the window is spent. */
+  readonly percent: number;
+}
+
 // NOTE: a window counts as spent only when settled spend reaches the cap. The
 // gateway's reservation rejects a call whose worst case does not fit, so spend
 // reaches the cap only through calls that use their whole worst case or late settles.
-function isExhausted(counter: Record<string, unknown> | undefined, limits: SpendLimits): boolean {
-  const spentTokens = Number(counter?.spentTokens ?? 0);
-  const spentNanoUsd = Number(counter?.spentNanoUsd ?? 0);
-  const tokensSpent = limits.tokens !== undefined && spentTokens >= limits.tokens;
-  const usdSpent = limits.usd !== undefined && spentNanoUsd >= Math.round(limits.usd * NANO_USD_PER_USD);
-  return tokensSpent || usdSpent;
+function usePercent(counter: Record<string, unknown> | undefined, limits: SpendLimits): number {
+  const shares: number[] = [];
+  if (limits.tokens !== undefined) {
+    const spent = Number(counter?.spentTokens ?? 0);
+    shares.push(limits.tokens === 0 ? 100 : (100 * spent) / limits.tokens);
+  }
+  if (limits.usd !== undefined) {
+    const limit = Math.round(limits.usd * NANO_USD_PER_USD);
+    const spent = Number(counter?.spentNanoUsd ?? 0);
+    shares.push(limit === 0 ? 100 : (100 * spent) / limit);
+  }
+  return Math.max(0, ...shares);
 }
 
 /**
@@ -76,6 +95,8 @@ export function createKillSwitchHandler(options: KillSwitchOptions): (event: unk
   const logger = options.logger ?? new Logger({}, { service: 'kill-switch' });
   // The cache is off, because each invocation must see the writes of the previous one.
   const store = new SuspensionStore({ client, table: config.table, now, cacheTtlMs: 0 });
+  const limits = new LimitOverrideStore({ client, table: config.table, now, cacheTtlMs: 0 });
+  const metrics = options.metrics ?? new MetricsWriter({ now });
   const ledger = new BudgetLedger({
     client,
     config: { table: config.table, leaseSeconds: config.leaseSeconds, failOpen: false, allowAnonymous: true, agents: {}, prices: {} },
@@ -119,6 +140,10 @@ export function createKillSwitchHandler(options: KillSwitchOptions): (event: unk
       // An anomaly suspension lasts until an operator resumes the agent, so OK lifts nothing.
       return record({ decision: 'ignored', agent: alarm.agent, alarmName }, { state });
     }
+    if (alarm.metricNames.includes(AGENT_METRICS.budgetUsePercent.name)) {
+      // A budget alarm warns before the limit is reached, so it triggers a check and not a suspension of its own.
+      return checkBudget(alarm.agent, now(), `alarm:${alarmName}`, { alarmName });
+    }
     return suspend(alarm.agent, 'anomaly', undefined, `alarm:${alarmName}`, { alarmName });
   }
 
@@ -135,41 +160,76 @@ export function createKillSwitchHandler(options: KillSwitchOptions): (event: unk
     return suspend(command.agent, command.reason, command.until, command.by, {});
   }
 
+  /** Reads the agent-wide windows of `agent` that have a limit, overrides applied, and writes their use as a metric. */
+  async function readWindowUse(agent: string, nowMs: number): Promise<WindowUse[]> {
+    const overrides = await limits.get(agent);
+    const budget = effectiveAgentBudget(config.agents[agent], overrides.agent);
+    const uses: WindowUse[] = [];
+    for (const [window, windowLimits] of [
+      ['day', budget.agent?.daily],
+      ['month', budget.agent?.monthly],
+    ] as const) {
+      if (windowLimits === undefined) {
+        continue;
+      }
+      const span = windowAt(window, nowMs);
+      const { Item } = await client.send(
+        new GetCommand({
+          TableName: config.table,
+          Key: { pk: spendCounterKey('agent', agent, ''), sk: span.key },
+          ConsistentRead: true,
+        }),
+      );
+      const percent = usePercent(Item, windowLimits);
+      metrics.put(
+        { Agent: agent, Window: window },
+        { [AGENT_METRICS.budgetUsePercent.name]: { value: percent, unit: AGENT_METRICS.budgetUsePercent.unit } },
+      );
+      uses.push({ window, endMs: span.endMs, percent });
+    }
+    return uses;
+  }
+
+  /**
+   * Suspends `agent` until the latest end of its spent agent-wide windows,
+   * or reports it within budget.
+   */
+  async function checkBudget(
+    agent: string,
+    nowMs: number,
+    suspendedBy: string,
+    extra: Partial<KillSwitchDecision> = {},
+  ): Promise<KillSwitchDecision> {
+    const spent = (await readWindowUse(agent, nowMs)).filter((use) => use.percent >= 100);
+    if (spent.length === 0) {
+      return record({ decision: 'within-budget', agent, ...extra });
+    }
+    // Of two spent windows, the later end decides when the agent may run again.
+    const { window, endMs } = spent.reduce((latest, use) => (use.endMs > latest.endMs ? use : latest));
+    return suspend(agent, 'budget-exhausted', endMs, suspendedBy, { window, ...extra });
+  }
+
   async function onSchedule(): Promise<KillSwitchResult> {
     const nowMs = now();
     const decisions: KillSwitchDecision[] = [];
-    for (const [agent, budget] of Object.entries(config.agents)) {
-      const windows: Array<[BudgetWindow, SpendLimits | undefined]> = [
-        ['day', budget.agent?.daily],
-        ['month', budget.agent?.monthly],
-      ];
-      let exhaustedWindow: { window: BudgetWindow; endMs: number } | undefined;
-      for (const [window, limits] of windows) {
-        if (limits === undefined) {
-          continue;
-        }
-        const span = windowAt(window, nowMs);
-        const { Item } = await client.send(
-          new GetCommand({
-            TableName: config.table,
-            Key: { pk: spendCounterKey('agent', agent, ''), sk: span.key },
-            ConsistentRead: true,
-          }),
-        );
-        // Of two spent windows, the later end decides when the agent may run again.
-        if (isExhausted(Item, limits) && (exhaustedWindow === undefined || span.endMs > exhaustedWindow.endMs)) {
-          exhaustedWindow = { window, endMs: span.endMs };
-        }
+    const failed: string[] = [];
+    for (const agent of Object.keys(config.agents)) {
+      try {
+        decisions.push(await checkBudget(agent, nowMs, 'kill-switch:schedule'));
+      } catch (error) {
+        // One agent's failure must not leave the others unchecked, so the run goes on and fails at the end.
+        logger.error('Kill switch budget check failed', { agent }, error);
+        failed.push(agent);
       }
-      if (exhaustedWindow === undefined) {
-        decisions.push(record({ decision: 'within-budget', agent }));
-        continue;
-      }
-      const { window, endMs } = exhaustedWindow;
-      decisions.push(await suspend(agent, 'budget-exhausted', endMs, 'kill-switch:schedule', { window }));
     }
     const reclaimed = await ledger.reclaimExpired(nowMs);
     logger.info('Kill switch reclaimed expired reservations', { reclaimed: reclaimed.length, requestIds: reclaimed });
+    if (failed.length > 0) {
+      throw new Error(
+        `The kill switch could not check the budget of agents ${failed.join(', ')}; the log lines before ` +
+          'this one name each cause. The next scheduled run checks them again.',
+      );
+    }
     return { decisions, reclaimed };
   }
 

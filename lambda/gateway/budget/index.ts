@@ -5,3 +5,4 @@ export * from './pricing';
 export * from './transact';
 export * from './windows';
 export * from './suspension';
+export * from './overrides';

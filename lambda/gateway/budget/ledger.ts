@@ -20,6 +20,7 @@ import {
   type ReservationState,
   type SettlementHandle,
 } from './items';
+import { applyOverrides, NO_OVERRIDES, type LimitOverrideStore } from './overrides';
 import { findPassedLimit, limitError, planCounters, type CounterPlan, type CounterValues } from './limits';
 import { toNanoUsd, totalTokensOf, type CallUsage } from './pricing';
 import { transactWithRetry, type TransactionRetry, type TransactItem } from './transact';
@@ -102,6 +103,11 @@ export interface BudgetLedgerOptions {
   readonly maxTransactionAttempts?: number;
   /** Called before each retry of a conflicting transaction. @default - none */
   readonly onTransactionRetry?: (retry: TransactionRetry) => void;
+  /**
+   * Limits an operator set at runtime, applied over `config` on each reservation.
+   * @default - the configured limits only
+   */
+  readonly overrides?: LimitOverrideStore;
 }
 
 function isState(value: unknown): value is ReservationState {
@@ -122,6 +128,7 @@ export class BudgetLedger {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly retry: Parameters<typeof transactWithRetry>[3];
+  private readonly overrides?: LimitOverrideStore;
 
   constructor(options: BudgetLedgerOptions) {
     this.client = options.client;
@@ -130,6 +137,7 @@ export class BudgetLedger {
     this.now = options.now ?? Date.now;
     this.metrics = options.metrics ?? new MetricsWriter({ now: this.now });
     this.logger = options.logger ?? new Logger();
+    this.overrides = options.overrides;
     this.retry = {
       maxAttempts: options.maxTransactionAttempts ?? DEFAULT_TRANSACTION_ATTEMPTS,
       baseDelayMs: 10,
@@ -172,7 +180,8 @@ export class BudgetLedger {
     };
     try {
       const nowMs = this.now();
-      const plans = planCounters(this.config, agent, userId, nowMs);
+      const overrides = this.overrides === undefined ? NO_OVERRIDES : await this.overrides.get(agent);
+      const plans = planCounters(applyOverrides(this.config, agent, overrides), agent, userId, nowMs);
       // A call larger than a whole limit would pass the condition of a
       // counter that does not exist yet, so it is rejected here.
       for (const plan of plans) {
