@@ -14,6 +14,7 @@ const outRoot = path.join(root, 'dist', 'assets');
 const assets = [
   { name: 'gateway', entry: 'lambda/gateway/index.ts' },
   { name: 'kill-switch', entry: 'lambda/kill-switch/index.ts' },
+  { name: 'feedback', entry: 'lambda/feedback/index.ts' },
   { name: 'worker', entry: 'lambda/worker/main.ts', extra: ['lambda/worker/Dockerfile'] },
 ];
 

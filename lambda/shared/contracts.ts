@@ -28,6 +28,31 @@ export interface KillSwitchConfig {
   readonly agents: Readonly<Record<string, AgentBudgetConfig>>;
 }
 
+/** Environment variables of the feedback Lambda function. */
+export const FEEDBACK_ENV = {
+  /** JSON of {@link FeedbackRuntimeConfig}. */
+  config: 'AGENT_FEEDBACK_CONFIG',
+} as const;
+
+/**
+ * Key attributes of the feedback table. The table keeps one item per rated
+ * request and user, so the key is the rated request's id and the user id.
+ */
+export const FEEDBACK_TABLE_KEY = {
+  partitionKey: 'requestId',
+  sortKey: 'userId',
+} as const;
+
+/** Configuration of the feedback function, as the AgentFeedback construct writes it. */
+export interface FeedbackRuntimeConfig {
+  /** Name of the feedback table. */
+  readonly table: string;
+  /** Names of the agents, realtime and background, whose responses users may rate. */
+  readonly agents: readonly string[];
+  /** Authentication of callers, the same that the realtime agents apply. */
+  readonly auth: WorkerAuthConfig;
+}
+
 /** Environment variables of every agent worker container. */
 export const WORKER_ENV = {
   /** JSON of {@link WorkerRuntimeConfig}. */
@@ -177,6 +202,13 @@ export interface WorkerToolConfig {
   readonly functionName: string;
 }
 
+/**
+ * Name of the tool that a worker with `confidence` offers the model, whose
+ * call ends the task with an answer and a confidence from 0 to 1. An agent
+ * with `confidence` cannot have a tool of its own with this name.
+ */
+export const FINAL_ANSWER_TOOL = 'final_answer';
+
 /** Authentication of a realtime worker's callers. */
 export type WorkerAuthConfig =
   | { readonly type: 'none' }
@@ -217,6 +249,12 @@ export interface WorkerRuntimeConfig {
   readonly auth: WorkerAuthConfig;
   /** Largest number of messages a background worker handles at once. */
   readonly concurrency: number;
+  /**
+   * Offer the model the {@link FINAL_ANSWER_TOOL} tool, end the task when
+   * the model calls it, and publish the confidence it reports as the
+   * `Confidence` metric. Absent means false.
+   */
+  readonly confidence?: boolean;
 }
 
 /** Content block in the Converse message format, kept as plain JSON. */
