@@ -18,7 +18,13 @@ import { SuspensionStore } from '../lambda/gateway/budget';
 import { AgentSuspendedError, errorFromResponse } from '../lambda/shared/errors';
 import { Logger } from '../lambda/shared/logger';
 import { MetricsWriter } from '../lambda/shared/metrics';
-import { errorResponse, startBedrockServer, textResponse, type BedrockServer } from './support/bedrock-server';
+import {
+  errorResponse,
+  guardrailResponse,
+  startBedrockServer,
+  textResponse,
+  type BedrockServer,
+} from './support/bedrock-server';
 import { streamEvents, streamResponse, textStreamSteps } from './support/bedrock-stream';
 import {
   LOCAL_CREDENTIALS,
@@ -265,6 +271,93 @@ describe('gateway budget', () => {
     const rebuilt = errorFromResponse(failure.error, 'budget-paused-1');
     expect(rebuilt).toBeInstanceOf(AgentSuspendedError);
     expect(rebuilt.statusCode).toBe(423);
+  });
+
+  test('suspended rejection is counted', async () => {
+    const handle = createGatewayHandler(options(config('paused-metric', 10_000)));
+    await new SuspensionStore({ client: dynamo.documentClient, table: TABLE }).suspend({
+      agent: 'paused-metric',
+      reason: 'operator',
+      suspendedBy: 'test',
+    });
+
+    expectFailure(await handle(gatewayRequest('paused-metric', { requestId: 'budget-paused-2' })));
+
+    const [line] = metricsNamed('SuspendedRejected');
+    expect(line.Agent).toBe('paused-metric');
+    expect(line.SuspendedRejected).toBe(1);
+    expect(line.reason).toBe('operator');
+    expect(line._aws.CloudWatchMetrics[0].Dimensions).toEqual([['Agent']]);
+  });
+
+  test('blocked output still settles usage', async () => {
+    const guarded = {
+      ...config('blocked-output', 10_000),
+      guardrail: { id: 'loopbackguardrail', version: '1', region: 'us-east-1' },
+    };
+    const handle = createGatewayHandler(options(guarded));
+    bedrock.script({ ...guardrailResponse({ side: 'output' }), usage: { inputTokens: 40, outputTokens: 25 } });
+
+    const failure = expectFailure(await handle(gatewayRequest('blocked-output', { requestId: 'budget-blocked-1' })));
+
+    expect(failure.error.name).toBe('GuardrailBlockedError');
+    const record = await readItem('reservation#budget-blocked-1', 'reservation');
+    expect(record?.state).toBe('settled');
+    expect(record?.actualTokens).toBe(65);
+    const counter = await readItem('budget#agent#blocked-output', 'day#2026-12-04');
+    expect(counter?.spentTokens).toBe(65);
+    expect(counter?.reservedTokens).toBe(0);
+  });
+
+  test('failed settle is retried', async () => {
+    let failures = 1;
+    const real = dynamo.documentClient;
+    const flaky = Object.create(real) as typeof real;
+    // The first settle transaction fails as a timeout would; every other call reaches DynamoDB Local.
+    flaky.send = ((command: any) => {
+      const isSettle = command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state'));
+      if (isSettle && failures > 0) {
+        failures -= 1;
+        return Promise.reject(Object.assign(new Error('Simulated timeout'), { name: 'TimeoutError' }));
+      }
+      return real.send(command);
+    }) as typeof real.send;
+    const handle = createGatewayHandler({ ...options(config('flaky-settle', 10_000)), budgetTableClient: flaky });
+    bedrock.script(textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }));
+
+    expectSuccess(await handle(gatewayRequest('flaky-settle', { requestId: 'budget-flaky-1' })));
+
+    expect(failures).toBe(0);
+    expect((await readItem('reservation#budget-flaky-1', 'reservation'))?.state).toBe('settled');
+    expect(metricsNamed('SettleFailed')).toHaveLength(0);
+  });
+
+  test('settle that keeps failing is counted', async () => {
+    const real = dynamo.documentClient;
+    const broken = Object.create(real) as typeof real;
+    broken.send = ((command: any) => {
+      const isSettle = command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state'));
+      return isSettle
+        ? Promise.reject(Object.assign(new Error('Simulated outage'), { name: 'InternalServerError' }))
+        : real.send(command);
+    }) as typeof real.send;
+    const logLines: Array<Record<string, any>> = [];
+    const handle = createGatewayHandler({
+      ...options(config('broken-settle', 10_000)),
+      budgetTableClient: broken,
+      logger: new Logger({}, { sink: (line) => logLines.push(JSON.parse(line)) }),
+    });
+    bedrock.script(textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }));
+
+    expectSuccess(await handle(gatewayRequest('broken-settle', { requestId: 'budget-broken-1' })));
+
+    const [line] = metricsNamed('SettleFailed');
+    expect(line.Agent).toBe('broken-settle');
+    expect(line.requestId).toBe('budget-broken-1');
+    const logged = logLines.find((entry) => entry.message === 'Settling the budget reservation failed');
+    expect(logged?.usage).toMatchObject({ inputTokens: 12, outputTokens: 3 });
+    expect(logged?.attempts).toBe(3);
+    expect((await readItem('reservation#budget-broken-1', 'reservation'))?.state).toBe('reserved');
   });
 
   test('suspension lapses at until', async () => {

@@ -66,6 +66,11 @@ export interface GatewayContext {
   /** Targets to try, in order. */
   route?: readonly ModelTarget[];
   result?: ModelCallResult;
+  /**
+   * Target and usage of a model call that generated tokens and then failed,
+   * such as one blocked by the output guardrail, so that its spend is still settled.
+   */
+  failedCall?: Pick<ModelCallResult, 'target' | 'usage'>;
   response?: GatewayResponse;
   /** Budget reserved for the call, set by the budget step. */
   reservation?: Reservation;

@@ -4,6 +4,7 @@ import { BudgetUnavailableError } from '../../shared/errors';
 import type { SettlementHandle } from '../budget/items';
 import { estimateInputTokens, priceCall, priceOf, worstCasePriceUsd } from '../budget/pricing';
 import { suspendedError } from '../budget/suspension';
+import { AGENT_METRICS } from '../../shared/metric-catalog';
 import { callUsageOf } from '../call-metrics';
 import {
   requireField,
@@ -14,11 +15,14 @@ import {
 import type { StreamGatewayContext } from '../stream/stream-step';
 import type { StreamUsageRecorder } from '../stream/usage';
 
+/** Milliseconds to wait before each retry of a failed settle. A settle is idempotent, so a retry cannot count twice. */
+export const SETTLE_RETRY_DELAYS_MS = [50, 250] as const;
+
 /**
  * Settles a call's usage at the price of the target that served it, in one
- * ledger round trip when `settlement` is given. A failure is logged rather
- * than raised, because the response is already made, and the reservation
- * is then released by the reclaimer after its lease.
+ * ledger round trip when `settlement` is given, and retries a failed settle.
+ * A final failure is logged with the usage and counted as `SettleFailed`
+ * rather than raised, because the response is already made.
  */
 export async function settleUsage(
   services: GatewayServices,
@@ -27,22 +31,43 @@ export async function settleUsage(
   usage: Usage,
   logger: Logger,
   settlement?: SettlementHandle,
+  agent?: string,
 ): Promise<void> {
   const ledger = services.budget;
   if (ledger === undefined) {
     return;
   }
-  try {
-    // Cache reads and writes are priced at their own rates, so they reach the ledger apart from input.
-    const callUsage = callUsageOf(usage);
-    const costUsd =
-      target === undefined ? 0 : priceCall(priceOf(services.config.budget!.prices, target.modelId), callUsage);
-    const outcome = await ledger.settle({ requestId, usage: callUsage, costUsd, settlement });
-    logger.debug('Budget settled', { outcome, totalTokens: usage.totalTokens, costUsd });
-  } catch (error) {
-    // NOTE: the reclaimer releases the reservation later without the usage,
-    // so the counters miss this call's spend.
-    logger.error('Settling the budget reservation failed', { totalTokens: usage.totalTokens }, error);
+  // Cache reads and writes are priced at their own rates, so they reach the ledger apart from input.
+  const callUsage = callUsageOf(usage);
+  const costUsd =
+    target === undefined ? 0 : priceCall(priceOf(services.config.budget!.prices, target.modelId), callUsage);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const outcome = await ledger.settle({ requestId, usage: callUsage, costUsd, settlement });
+      logger.debug('Budget settled', { outcome, totalTokens: usage.totalTokens, costUsd, attempts: attempt + 1 });
+      return;
+    } catch (error) {
+      const delayMs = SETTLE_RETRY_DELAYS_MS[attempt];
+      if (delayMs !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        continue;
+      }
+      // NOTE: the reclaimer releases the reservation after its lease without this usage, so
+      // the counters miss the call's spend. The log line keeps the usage and cost for reconciliation.
+      logger.error(
+        'Settling the budget reservation failed',
+        { usage: callUsage, costUsd, modelId: target?.modelId, attempts: attempt + 1 },
+        error,
+      );
+      if (agent !== undefined) {
+        services.metrics.put(
+          { Agent: agent },
+          { [AGENT_METRICS.settleFailed.name]: { value: 1, unit: AGENT_METRICS.settleFailed.unit } },
+          { requestId },
+        );
+      }
+      return;
+    }
   }
 }
 
@@ -76,6 +101,11 @@ async function rejectIfSuspended(context: GatewayContext, agent: string): Promis
     return;
   }
   if (suspension !== undefined) {
+    context.services.metrics.put(
+      { Agent: agent },
+      { [AGENT_METRICS.suspendedRejected.name]: { value: 1, unit: AGENT_METRICS.suspendedRejected.unit } },
+      { requestId: context.requestId, reason: suspension.reason },
+    );
     throw suspendedError(suspension, context.requestId);
   }
 }
@@ -122,11 +152,11 @@ export const budgetStep: GatewayStep = {
       await next();
     } finally {
       if (context.streamUsage === undefined) {
-        // NOTE: a buffered call that failed after generating, such as one
-        // blocked by the output guardrail, reports no usage and settles as zero.
-        const usage = context.result?.usage ?? NO_USAGE;
-        const { services, requestId, result, logger } = context;
-        await settleUsage(services, requestId, result?.target, usage, logger, settlement);
+        // A call that generated and then failed, such as one blocked by the
+        // output guardrail, settles the usage Bedrock reported for it.
+        const spent = context.result ?? context.failedCall;
+        const { services, requestId, logger } = context;
+        await settleUsage(services, requestId, spent?.target, spent?.usage ?? NO_USAGE, logger, settlement, request.agent);
       }
     }
   },
@@ -144,7 +174,7 @@ export function createBudgetUsageRecorder(
     return inner;
   }
   return async (record, logger) => {
-    await settleUsage(services, record.requestId, record.target, record.usage, logger, record.settlement);
+    await settleUsage(services, record.requestId, record.target, record.usage, logger, record.settlement, record.agent);
     await inner(record, logger);
   };
 }

@@ -161,18 +161,25 @@ async function converseOnce(
     abortSignal: signal,
     requestTimeout: 0,
   });
+  const usage = normalizeUsage(output.usage);
   const blocked = findGuardrailBlock(output, config.guardrail, target, context.requestId);
   if (blocked !== undefined) {
+    context.failedCall = { target, usage };
     throw blocked;
   }
   let message = requireOutputMessage(output, target, context.requestId);
   if (remote) {
-    message = await crossRegion.checkOutput(message, target, signal, true);
+    try {
+      message = await crossRegion.checkOutput(message, target, signal, true);
+    } catch (error) {
+      context.failedCall = { target, usage };
+      throw error;
+    }
   }
   return {
     output: message,
     stopReason: output.stopReason ?? 'unknown',
-    usage: normalizeUsage(output.usage),
+    usage,
     target,
     latencyMs: Math.round(now() - startedAt),
   };
