@@ -2,6 +2,7 @@ import { Duration, Token } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { FINAL_ANSWER_TOOL } from '../lambda/shared/contracts';
 import type { AgentServiceProps } from './agent-service-props';
 
 /** Maximum visibility timeout SQS accepts: 12 hours. */
@@ -53,6 +54,10 @@ export function validateProps(
   const timeoutSeconds = taskTimeout.toSeconds();
   if (!realtime && timeoutSeconds + VISIBILITY_MARGIN_SECONDS > MAX_VISIBILITY.toSeconds()) {
     throw new Error(`${name}: taskTimeout of ${timeoutSeconds} s leaves no room for the ${VISIBILITY_MARGIN_SECONDS} s visibility margin within the SQS maximum of 12 hours; use at most ${MAX_VISIBILITY.toSeconds() - VISIBILITY_MARGIN_SECONDS} s.`);
+  }
+  const conflictingTool = (props.tools ?? []).find((tool) => tool.definition.name === FINAL_ANSWER_TOOL);
+  if (props.confidence && conflictingTool !== undefined) {
+    throw new Error(`${name}: confidence makes the worker offer its own ${FINAL_ANSWER_TOOL} tool, so rename the agent's tool ${FINAL_ANSWER_TOOL} or turn confidence off.`);
   }
   for (const [i, window] of (props.warmWindows ?? []).entries()) {
     if (window.minTasks > maxTasks) {

@@ -98,6 +98,17 @@ export interface AgentServiceProps {
   readonly maxTokensPerCall?: number;
 
   /**
+   * Offer the model a `final_answer` tool whose input carries the answer and
+   * a confidence from 0 to 1. The task ends when the model calls it, and the
+   * worker publishes the confidence as the `Confidence` metric. A model that
+   * answers in plain text still ends the task, without a confidence. No tool
+   * of the agent may be named `final_answer` then.
+   *
+   * @default false
+   */
+  readonly confidence?: boolean;
+
+  /**
    * Largest request or message body in bytes; larger realtime requests get 413.
    *
    * @default 262144

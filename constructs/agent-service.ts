@@ -117,6 +117,7 @@ export class AgentService extends Construct {
       memoryTtlDays: (props.memoryTtl ?? Duration.days(30)).toDays(),
       auth: props.auth ?? props.endpoint?.workerAuth() ?? { type: 'none' },
       concurrency: props.concurrency ?? 1,
+      confidence: props.confidence ?? false,
     };
     const environment: Record<string, string> = {
       [WORKER_ENV.config]: Stack.of(this).toJsonString(runtimeConfig),

@@ -146,6 +146,14 @@ export const agentSchema = z.strictObject({
     .prefault({}),
   /** Caps and rate limits of this agent; needs the top-level budget section. */
   budget: agentBudgetSchema.optional(),
+  /**
+   * Offer the model a `final_answer` tool with the answer and a confidence
+   * from 0 to 1, end the task when the model calls it, and publish the
+   * confidence as the `Confidence` metric.
+   */
+  // NOTE: AgentStack does not pass this to AgentService yet, so only a
+  // stack that builds AgentService itself can turn it on.
+  confidence: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({

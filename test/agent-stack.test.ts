@@ -667,6 +667,14 @@ describe('constructs in a company stack', () => {
       taskTimeoutSeconds: 300,
       maxBodyBytes: 262_144,
     });
+    expect(synth.workerConfigOf(worker).confidence).toBe(false);
+  });
+
+  test('service passes confidence', () => {
+    const company = companyStack();
+    const service = new AgentService(company.stack, 'Rated', serviceProps(company, { agentName: 'rated', confidence: true }));
+
+    expect(new StackTemplate(company.stack).workerConfigOf(service).confidence).toBe(true);
   });
 
   test('background defaults', () => {
@@ -830,6 +838,21 @@ describe('construct errors', () => {
 
     expect(() => new AgentService(company.stack, 'Worker', serviceProps(company, { maxTasks: 4, warmWindows }))).toThrow(
       /warmWindows\[0\].minTasks \(9\) exceeds maxTasks \(4\)/,
+    );
+  });
+
+  test('service confidence with final_answer tool', () => {
+    const company = companyStack();
+    const tool = new AgentTool(company.stack, 'Tool', {
+      toolName: 'final_answer',
+      description: 'Returns the answer.',
+      inputSchema: { type: 'object' },
+      impact: 'low',
+      functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:final-answer',
+    });
+
+    expect(() => new AgentService(company.stack, 'Worker', serviceProps(company, { confidence: true, tools: [tool] }))).toThrow(
+      /so rename the agent's tool final_answer or turn confidence off/,
     );
   });
 

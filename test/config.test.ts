@@ -135,6 +135,7 @@ describe('config defaults', () => {
     ['queue.maxReceiveCount', () => agent.queue.maxReceiveCount, 3],
     ['queue.retentionDays', () => agent.queue.retentionDays, 14],
     ['queue.concurrency', () => agent.queue.concurrency, 1],
+    ['confidence', () => agent.confidence, false],
     ['network.vpcCidr', () => config.network.vpcCidr, '10.0.0.0/16'],
     ['network.maxAzs', () => config.network.maxAzs, 2],
     ['network.natGateways', () => config.network.natGateways, 0],
