@@ -16,6 +16,8 @@ const assets = [
   { name: 'kill-switch', entry: 'lambda/kill-switch/index.ts' },
   { name: 'feedback', entry: 'lambda/feedback/index.ts' },
   { name: 'worker', entry: 'lambda/worker/main.ts', extra: ['lambda/worker/Dockerfile'] },
+  // The operator command runs on the operator's machine, which the package allows to be Node.js 20.
+  { name: 'admin', entry: 'bin/agent-stack-admin.ts', target: 'node20', executable: true },
 ];
 
 async function main() {
@@ -27,13 +29,16 @@ async function main() {
       outfile: path.join(outDir, 'index.js'),
       bundle: true,
       platform: 'node',
-      target: 'node22',
+      target: asset.target ?? 'node22',
       format: 'cjs',
       minify: false,
       sourcemap: false,
       legalComments: 'none',
       logLevel: 'warning',
     });
+    if (asset.executable) {
+      fs.chmodSync(path.join(outDir, 'index.js'), 0o755);
+    }
     for (const file of asset.extra ?? []) {
       fs.copyFileSync(path.join(root, file), path.join(outDir, path.basename(file)));
     }

@@ -34,8 +34,12 @@ import {
 /** User id that requests without a verified identity count against. */
 export const ANONYMOUS_USER_ID = 'anonymous';
 
-/** Seconds a reservation record is kept after its lease, so that a late settle still finds it. */
-export const RESERVATION_RETENTION_SECONDS = 7 * 24 * 3600;
+/**
+ * Seconds a reservation record is kept after its lease: long enough for a
+ * late settle to find it, and for the operator's spend report to cover the
+ * current and the previous calendar month.
+ */
+export const RESERVATION_RETENTION_SECONDS = 62 * 24 * 3600;
 
 /** Default attempts of a ledger transaction that conflicts with concurrent ones. */
 export const DEFAULT_TRANSACTION_ATTEMPTS = 10;
