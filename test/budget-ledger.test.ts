@@ -666,6 +666,32 @@ describe('unreachable ledger', () => {
     expect(error.message).toContain(`table ${TABLE} could not reserve request down-1`);
   });
 
+  test('reserve that committed after a timeout is released', async () => {
+    const agent = uniqueAgent();
+    const real = dynamo.documentClient;
+    const late = Object.create(real) as typeof real;
+    // The reserve transaction reaches DynamoDB Local and commits, but the caller sees a timeout.
+    late.send = (async (command: any) => {
+      const result = await real.send(command);
+      if (command.input?.TransactItems?.some((item: any) => item.Put?.Item?.state === 'reserved')) {
+        throw Object.assign(new Error('Simulated request timeout'), { name: 'TimeoutError' });
+      }
+      return result;
+    }) as typeof real.send;
+    const { ledger, logLines } = ledgerFor(budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } }), {
+      client: late,
+    });
+
+    await expect(ledger.reserve(reserveRequest(agent, `${agent}-1`, 100))).rejects.toThrow(BudgetUnavailableError);
+
+    expect((await readItem(`reservation#${agent}-1`, 'reservation'))?.state).toBe('reclaimed');
+    const today = new Date().toISOString().slice(0, 10);
+    const counter = await readItem(`budget#agent#${agent}`, `day#${today}`);
+    expect(counter?.reservedTokens).toBe(0);
+    expect(counter?.usedTokens).toBe(0);
+    expect(logLines.some((line) => line.message.startsWith('Released a reservation whose reserve call failed'))).toBe(true);
+  });
+
   test('fails open with metric when configured', async () => {
     const closedPort = await freePort();
     const config = budgetConfig({ failOpen: true, stack: { daily: { tokens: 100 } } });
@@ -678,7 +704,9 @@ describe('unreachable ledger', () => {
     expect(reservation.guarded).toBe(false);
     expect(metricLines).toHaveLength(1);
     expect(metricLines[0]).toMatchObject({ Agent: 'a', UnguardedCall: 1, requestId: 'down-2' });
-    expect(logLines[0].level).toBe('error');
+    // The release of the failed reservation fails first, against the same unreachable table.
+    expect(logLines.map((line) => line.level)).toEqual(['warn', 'error']);
+    expect(logLines[1].message).toBe('Budget ledger unreachable; serving the call without a reservation');
   });
 });
 

@@ -245,7 +245,27 @@ export class BudgetLedger {
       if (error instanceof AgentStackError) {
         throw error;
       }
+      await this.cancelUnconfirmed(requestId, logger);
       return this.unavailable(error, request, logger);
+    }
+  }
+
+  /**
+   * Releases the reservation of a reserve call that failed without a
+   * response, such as a timeout, because its transaction may still have
+   * committed. Without this the reservation would hold budget until its
+   * lease ends. A failure here is logged, and the reclaimer releases the
+   * reservation after the lease instead.
+   */
+  private async cancelUnconfirmed(requestId: string, logger: Logger): Promise<void> {
+    try {
+      const fields = { reclaimedAt: new Date(this.now()).toISOString(), reclaimCause: 'reserve-failed' };
+      const outcome = await this.release(requestId, 'reclaimed', { tokens: 0, nanoUsd: 0 }, fields);
+      if (outcome === 'reclaimed') {
+        logger.warn('Released a reservation whose reserve call failed after it committed', { outcome });
+      }
+    } catch (error) {
+      logger.warn('Releasing the reservation of a failed reserve call failed, so the reclaimer releases it after the lease', {}, error);
     }
   }
 
