@@ -32,6 +32,7 @@ beforeEach(() => {
   harness.bedrock.reset();
   harness.lambda.invocations.length = 0;
   harness.logs.length = 0;
+  harness.metricLines.length = 0;
 });
 
 function converseBodies(): ConverseBody[] {
@@ -210,7 +211,7 @@ describe('agent loop', () => {
     expect(stored.Items).toEqual([]);
   });
 
-  test('writes one log line per task with its ids and metrics', async () => {
+  test('writes one log line per task with its ids', async () => {
     harness.bedrock.script(textResponse('Hi there'));
     await harness.run({
       message: 'Hi',
@@ -227,10 +228,27 @@ describe('agent loop', () => {
       user: 'user-7',
       session: 'session-log',
       stopReason: 'end_turn',
+      iterations: 1,
+    });
+    expect(line).not.toHaveProperty('_aws');
+  });
+
+  test('writes one metric line per task', async () => {
+    harness.bedrock.script(textResponse('Hi there'));
+    await harness.run({ message: 'Hi', requestId: 'req-metrics-1' });
+
+    expect(harness.metricLines).toHaveLength(1);
+    const [line] = harness.metricLines;
+    expect(line).toMatchObject({
+      requestId: 'req-metrics-1',
+      Agent: AGENT,
+      Reason: 'end_turn',
       LoopIterations: 1,
       TaskTokens: 2,
+      StopReason: 1,
     });
-    expect((line?._aws as any).CloudWatchMetrics[0].Namespace).toBe('AgentStack');
+    expect(line).not.toHaveProperty('Confidence');
+    expect((line._aws as any).CloudWatchMetrics[0].Namespace).toBe('AgentStack');
   });
 });
 

@@ -51,4 +51,24 @@ describe('worker settings', () => {
       /AGENT_WORKER_CONFIG is invalid: \/limits\/maxIterations must be >= 1/,
     );
   });
+
+  test('reads confidence', () => {
+    expect(parseWorkerConfig(JSON.stringify(workerConfig({ confidence: true }))).confidence).toBe(true);
+    expect(parseWorkerConfig(JSON.stringify(workerConfig())).confidence).toBeUndefined();
+  });
+
+  test('rejects a non-boolean confidence', () => {
+    const invalid = { ...workerConfig(), confidence: 'yes' };
+    expect(() => parseWorkerConfig(JSON.stringify(invalid))).toThrow(
+      /AGENT_WORKER_CONFIG is invalid: \/confidence must be boolean/,
+    );
+  });
+
+  test('rejects a final_answer tool with confidence', () => {
+    const config = workerConfig({ confidence: true });
+    const clashing = { ...config, tools: [{ ...config.tools[0], name: 'final_answer' }] };
+    expect(() => parseWorkerConfig(JSON.stringify(clashing))).toThrow(
+      /\/tools has a tool named final_answer, which the worker offers itself when confidence is true/,
+    );
+  });
 });

@@ -3,25 +3,34 @@
  * until the model ends its turn or a limit stops the task, then save the new
  * turns and return the output.
  */
-import { ConverseMessage, Usage, WorkerRuntimeConfig } from '../shared/contracts';
+import { ConverseMessage, FINAL_ANSWER_TOOL, Usage, WorkerRuntimeConfig } from '../shared/contracts';
 import { Logger } from '../shared/logger';
+import { MetricsWriter } from '../shared/metrics';
 import { TaskAbortedError, isAbortError } from './errors';
+import {
+  FINAL_ANSWER_SPEC,
+  FinalAnswer,
+  finalAnswerResults,
+  readFinalAnswer,
+  systemPromptOf,
+} from './final-answer';
 import { normalizeHistory, textOf, toolUses, unansweredToolResults } from './history';
 import { SessionMemory } from './memory';
-import { taskMetricFields } from './metrics';
+import { putTaskMetrics } from './metrics';
 import { ModelClient, ModelStreamListener } from './model-client';
-import { ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
+import { ToolOutcome, ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
 
 /** Calls of one tool with the same input that stop a task. */
 export const REPEATED_CALL_LIMIT = 3;
 
 /**
  * Why a task stopped: a Converse stop reason other than `tool_use`, such as
- * `end_turn`, `max_tokens` or `guardrail_intervened`, or one of the worker's
- * own limits.
+ * `end_turn`, `max_tokens` or `guardrail_intervened`, a call of the final
+ * answer tool (`final_answer`), or one of the worker's own limits.
  */
 export type StopReason =
   | 'end_turn'
+  | 'final_answer'
   | 'max_iterations'
   | 'max_tokens_per_task'
   | 'repeated_tool_call'
@@ -39,9 +48,18 @@ export interface AgentTask {
 export interface AgentResult {
   readonly requestId: string;
   readonly sessionId: string;
-  /** Text of the model's last turn; empty when a limit stopped it before it wrote any. */
+  /**
+   * The answer of a final answer call, or else the text of the model's last
+   * turn; empty when a limit stopped it before it wrote any.
+   */
   readonly output: string;
   readonly stopReason: StopReason;
+  /**
+   * Confidence from 0 to 1 that the model reported with its final answer;
+   * absent when it answered without the final answer tool or reported an
+   * invalid value.
+   */
+  readonly confidence?: number;
   /** Model calls the task made. */
   readonly iterations: number;
   /** Tokens of all model calls of the task. */
@@ -55,6 +73,11 @@ export interface AgentLoopDeps {
   readonly tools: ToolRunner;
   readonly memory: SessionMemory;
   readonly logger: Logger;
+  /**
+   * Writer of the task's metric line.
+   * @default - a MetricsWriter writing to stdout
+   */
+  readonly metrics?: MetricsWriter;
 }
 
 /** Serializes `value` with sorted object keys, so equal inputs compare equal. */
@@ -79,6 +102,8 @@ function describeStop(reason: StopReason, limits: WorkerRuntimeConfig['limits'])
       return `the same tool was requested with the same input ${REPEATED_CALL_LIMIT} times`;
     case 'timeout':
       return `the task ran past its timeout of ${limits.taskTimeoutSeconds} seconds`;
+    case 'final_answer':
+      return `the model ended its turn with ${FINAL_ANSWER_TOOL}`;
     default:
       return `the model's turn ended with stop reason ${reason}`;
   }
@@ -122,10 +147,13 @@ export async function runAgentTask(
   const turns: ConverseMessage[] = [{ role: 'user', content: [{ text: task.message }] }];
   const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
   const callCounts = new Map<string, number>();
-  const specs = toolSpecs(config.tools);
+  const specs = config.confidence
+    ? [...toolSpecs(config.tools), FINAL_ANSWER_SPEC]
+    : toolSpecs(config.tools);
   let iterations = 0;
   let toolCalls = 0;
   let stopReason: StopReason | undefined;
+  let finalAnswer: FinalAnswer | undefined;
   log.info('task started', { historyTurns: session.messages.length });
 
   while (stopReason === undefined) {
@@ -154,7 +182,7 @@ export async function runAgentTask(
           agent: config.agent,
           userId: task.userId,
           sessionId: task.sessionId,
-          system: config.systemPrompt,
+          system: systemPromptOf(config),
           messages: normalizeHistory([...session.messages, ...turns]),
           tools: specs.length > 0 ? specs : undefined,
           maxTokens: Math.min(limits.maxTokensPerCall, remainingTokens),
@@ -180,10 +208,18 @@ export async function runAgentTask(
     });
 
     const uses = toolUses(response.output);
+    const finalUse = config.confidence
+      ? uses.find((use) => use.name === FINAL_ANSWER_TOOL)
+      : undefined;
+    const final = finalUse === undefined ? undefined : readFinalAnswer(finalUse.input);
     // A tool_use turn without toolUse blocks ends the task too, because the
     // next request would carry a user turn with no content, which Converse rejects.
     if (response.stopReason !== 'tool_use' || uses.length === 0) {
       stopReason = response.stopReason;
+    } else if (final?.ok) {
+      finalAnswer = final;
+      stopReason = 'final_answer';
+      turns.push({ role: 'user', content: finalAnswerResults(uses, finalUse!.toolUseId) });
     } else if (usage.totalTokens >= limits.maxTokensPerTask) {
       stopReason = 'max_tokens_per_task';
     } else if (iterations >= limits.maxIterations) {
@@ -193,11 +229,17 @@ export async function runAgentTask(
         stopReason = 'repeated_tool_call';
         break;
       }
-      toolCalls += uses.length;
+      // A final answer without usable text is answered with the error, and
+      // the model may call it again; the other tools of the turn run.
+      const runUse = (use: ToolUse): Promise<ToolOutcome> =>
+        use === finalUse && final?.ok === false
+          ? Promise.resolve({ status: 'error', content: final.error })
+          : tools.run(use, task.requestId, log, taskSignal);
+      toolCalls += uses.filter((use) => use !== finalUse).length;
       try {
         // NOTE: tool results go back to the model without an ApplyGuardrail
         // check, and the Converse guardrail does not evaluate tool results.
-        const outcomes = await Promise.all(uses.map((use) => tools.run(use, log, taskSignal)));
+        const outcomes = await Promise.all(uses.map(runUse));
         turns.push({
           role: 'user',
           content: uses.map((use, i) => toolResultBlock(use.toolUseId, outcomes[i])),
@@ -221,21 +263,37 @@ export async function runAgentTask(
   const result: AgentResult = {
     requestId: task.requestId,
     sessionId: task.sessionId,
-    output: textOf(lastAssistant),
+    output: finalAnswer?.answer ?? textOf(lastAssistant),
     stopReason,
+    confidence: finalAnswer?.confidence,
     iterations,
     usage,
     toolCalls,
   };
+  if (finalAnswer?.confidenceProblem !== undefined) {
+    log.warn('final answer confidence is invalid, so no Confidence metric was written', {
+      confidenceProblem: finalAnswer.confidenceProblem,
+      reportedConfidence: describeValue(finalAnswer.reportedConfidence),
+    });
+  }
   log.info('task finished', {
     stopReason,
+    confidence: result.confidence,
     iterations,
     toolCalls,
     usage,
     durationMs: Date.now() - started,
-    ...taskMetricFields(config.agent, result),
   });
+  putTaskMetrics(deps.metrics ?? new MetricsWriter(), config.agent, result);
   return result;
+}
+
+const MAX_LOGGED_VALUE_CHARS = 100;
+
+/** Returns a value the model sent as JSON text short enough for a log line. */
+function describeValue(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > MAX_LOGGED_VALUE_CHARS ? `${text.slice(0, MAX_LOGGED_VALUE_CHARS)}...` : text;
 }
 
 /** Counts a call of `use`'s tool with `use`'s input and returns the new count. */

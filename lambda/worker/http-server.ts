@@ -186,6 +186,7 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
       sessionId: result.sessionId,
       output: result.output,
       stopReason: result.stopReason,
+      confidence: result.confidence,
       iterations: result.iterations,
       usage: result.usage,
       requestId,

@@ -9,8 +9,9 @@
  *   model writes before it requests a tool is streamed too.
  * - `toolUse` with `name` and `toolUseId`, when the model requests a tool,
  *   before the tool runs.
- * - `done` with `sessionId`, `output`, `stopReason`, `iterations`, `usage`
- *   and `requestId`, the same fields as the JSON body, as the last line.
+ * - `done` with `sessionId`, `output`, `stopReason`, `confidence` (only
+ *   after a final answer with a valid confidence), `iterations`, `usage` and
+ *   `requestId`, the same fields as the JSON body, as the last line.
  * - `error` with `error.name`, `error.message` and `error.requestId`, as the
  *   last line instead of `done` when the task failed after the stream began.
  */
@@ -34,6 +35,7 @@ export type RealtimeStreamEvent =
       readonly sessionId: string;
       readonly output: string;
       readonly stopReason: StopReason;
+      readonly confidence?: number;
       readonly iterations: number;
       readonly usage: Usage;
       readonly requestId: string;
@@ -95,6 +97,7 @@ export async function streamTaskResponse(
       sessionId: result.sessionId,
       output: result.output,
       stopReason: result.stopReason,
+      confidence: result.confidence,
       iterations: result.iterations,
       usage: result.usage,
       requestId: task.requestId,

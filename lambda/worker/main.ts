@@ -8,8 +8,10 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Logger } from '../shared/logger';
+import { MetricsWriter } from '../shared/metrics';
 import { AgentLoopDeps, AgentTask, runAgentTask } from './agent-loop';
 import { createAuthenticator } from '../shared/auth-factory';
+import { exitAfterOutputDrains } from './exit';
 import { startRealtimeServer } from './http-server';
 import { DynamoSessionMemory } from './memory';
 import { ModelStreamListener } from './model-client';
@@ -19,7 +21,10 @@ import { StreamingGatewayModelClient } from './stream-client';
 import { TaskProtection } from './task-protection';
 import { ToolRunner } from './tools';
 
-/** Runs `shutdown` once on SIGTERM or SIGINT, then exits with status 0. */
+/**
+ * Runs `shutdown` once on SIGTERM or SIGINT, then exits with status 0 once
+ * stdout has drained, so the last task's log and metric lines reach the log driver.
+ */
 function onStopSignal(logger: Logger, shutdown: () => Promise<void>): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
@@ -30,7 +35,7 @@ function onStopSignal(logger: Logger, shutdown: () => Promise<void>): void {
       .catch((error) => logger.error('shutdown failed', {}, error))
       .finally(() => {
         logger.info('worker stopped');
-        process.exit(0);
+        void exitAfterOutputDrains(0);
       });
   };
   process.once('SIGTERM', handle);
@@ -43,13 +48,15 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
   // variables redirect them, which the tests use to reach local servers.
   const lambda = new LambdaClient({});
   const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  const metrics = new MetricsWriter();
   const deps: AgentLoopDeps = {
     config,
     // Streams only for a listener, which the realtime server passes on a streamed request.
     model: new StreamingGatewayModelClient(lambda, settings.gatewayFunction),
-    tools: new ToolRunner(config.agent, config.tools, lambda),
+    tools: new ToolRunner(config.agent, config.tools, lambda, metrics),
     memory: new DynamoSessionMemory(dynamodb, settings.memoryTable, config.memoryTtlDays),
     logger,
+    metrics,
   };
   const runTask = (task: AgentTask, signal: AbortSignal, listener?: ModelStreamListener) =>
     runAgentTask(task, deps, signal, listener);
@@ -105,12 +112,13 @@ function main(): void {
     settings = readWorkerSettings();
   } catch (error) {
     logger.error('worker settings are invalid; stopping', {}, error);
-    process.exit(1);
+    void exitAfterOutputDrains(1);
+    return;
   }
   logger.info('worker starting', { agent: settings.config.agent, mode: settings.config.mode });
   run(settings, logger.child({ agent: settings.config.agent })).catch((error) => {
     logger.error('worker failed; stopping', {}, error);
-    process.exit(1);
+    void exitAfterOutputDrains(1);
   });
 }
 

@@ -4,7 +4,7 @@
  * at start with a message that names the variable and the field.
  */
 import Ajv from 'ajv';
-import { WORKER_ENV, WorkerRuntimeConfig } from '../shared/contracts';
+import { FINAL_ANSWER_TOOL, WORKER_ENV, WorkerRuntimeConfig } from '../shared/contracts';
 
 /**
  * Overrides the base URL of the load balancer's public signing keys. Only
@@ -120,6 +120,7 @@ const configSchema = {
     memoryTtlDays: positive,
     auth: authSchema,
     concurrency: positive,
+    confidence: { type: 'boolean' },
   },
 };
 
@@ -146,6 +147,12 @@ export function parseWorkerConfig(json: string): WorkerRuntimeConfig {
       .map((e) => `${e.instancePath || '/'} ${e.message}`)
       .join('; ');
     throw new Error(`${WORKER_ENV.config} is invalid: ${problems}`);
+  }
+  if (value.confidence && value.tools.some((tool) => tool.name === FINAL_ANSWER_TOOL)) {
+    throw new Error(
+      `${WORKER_ENV.config} is invalid: /tools has a tool named ${FINAL_ANSWER_TOOL}, which ` +
+        'the worker offers itself when confidence is true. Rename the tool or turn confidence off.',
+    );
   }
   return value;
 }

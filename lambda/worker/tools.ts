@@ -7,8 +7,9 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import Ajv, { ValidateFunction } from 'ajv';
 import { ContentBlock, WorkerToolConfig } from '../shared/contracts';
 import { Logger } from '../shared/logger';
+import { MetricsWriter } from '../shared/metrics';
 import { isAbortError } from './errors';
-import { toolMetricFields } from './metrics';
+import { UNKNOWN_TOOL, putToolMetrics } from './metrics';
 import { decodePayload, functionErrorMessage } from './model-client';
 
 /** A `toolUse` block from the model's turn. */
@@ -54,6 +55,8 @@ export class ToolRunner {
     private readonly agent: string,
     tools: readonly WorkerToolConfig[],
     private readonly lambda: LambdaClient,
+    /** Writer of the ToolCalls and ToolFailures lines; by default to stdout. */
+    private readonly metrics: MetricsWriter = new MetricsWriter(),
   ) {
     // strict: false because tool schemas are written for the model and may
     // carry keywords such as `examples` that ajv's strict mode rejects.
@@ -71,16 +74,23 @@ export class ToolRunner {
     }
   }
 
-  /** Runs one call; rethrows only an abort, so the caller can stop the task. */
-  async run(call: ToolUse, logger: Logger, signal?: AbortSignal): Promise<ToolOutcome> {
+  /**
+   * Runs one call of task `requestId` and writes its metrics; rethrows only
+   * an abort, so the caller can stop the task.
+   */
+  async run(
+    call: ToolUse,
+    requestId: string,
+    logger: Logger,
+    signal?: AbortSignal,
+  ): Promise<ToolOutcome> {
     const log = logger.child({ tool: call.name, toolUseId: call.toolUseId });
     const started = Date.now();
     const outcome = await this.runUnlogged(call, log, signal);
-    log.info('tool call finished', {
-      status: outcome.status,
-      durationMs: Date.now() - started,
-      ...toolMetricFields(this.agent, call.name, outcome.status === 'error'),
-    });
+    const failed = outcome.status === 'error';
+    log.info('tool call finished', { status: outcome.status, durationMs: Date.now() - started });
+    const tool = this.tools.has(call.name) ? call.name : UNKNOWN_TOOL;
+    putToolMetrics(this.metrics, this.agent, tool, failed, requestId);
     return outcome;
   }
 

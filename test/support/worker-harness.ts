@@ -12,6 +12,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createGatewayHandler } from '../../lambda/gateway';
 import { WorkerRuntimeConfig, WorkerToolConfig } from '../../lambda/shared/contracts';
 import { Logger } from '../../lambda/shared/logger';
+import { MetricsWriter } from '../../lambda/shared/metrics';
 import { AgentLoopDeps, AgentTask, runAgentTask } from '../../lambda/worker/agent-loop';
 import { DynamoSessionMemory } from '../../lambda/worker/memory';
 import { GatewayModelClient } from '../../lambda/worker/model-client';
@@ -107,6 +108,10 @@ export interface WorkerHarness {
   /** Log lines of the worker and the gateway, parsed. */
   readonly logs: Array<Record<string, unknown>>;
   readonly logger: Logger;
+  /** EMF lines of the worker's task and tool metrics, parsed. */
+  readonly metricLines: Array<Record<string, unknown>>;
+  /** Writer that appends to {@link metricLines}. */
+  readonly metrics: MetricsWriter;
   deps(config?: WorkerRuntimeConfig): AgentLoopDeps;
   run(
     task: Partial<AgentTask> & { message: string },
@@ -119,6 +124,8 @@ export interface WorkerHarness {
 export async function startWorkerHarness(): Promise<WorkerHarness> {
   const logs: Array<Record<string, unknown>> = [];
   const logger = new Logger({}, { level: 'debug', sink: (line) => logs.push(JSON.parse(line)) });
+  const metricLines: Array<Record<string, unknown>> = [];
+  const metrics = new MetricsWriter({ sink: (line) => metricLines.push(JSON.parse(line)) });
   const [bedrock, lambda, dynamo] = await Promise.all([
     startBedrockServer(),
     startLambdaServer(),
@@ -162,9 +169,10 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
   const deps = (config = workerConfig()): AgentLoopDeps => ({
     config,
     model: new GatewayModelClient(lambdaClient, GATEWAY_FUNCTION),
-    tools: new ToolRunner(config.agent, config.tools, lambdaClient),
+    tools: new ToolRunner(config.agent, config.tools, lambdaClient, metrics),
     memory: new DynamoSessionMemory(dynamo.documentClient, dynamo.tableName, config.memoryTtlDays),
     logger,
+    metrics,
   });
 
   return {
@@ -174,6 +182,8 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     lambdaClient,
     logs,
     logger,
+    metricLines,
+    metrics,
     deps,
     run: (task, config, signal) =>
       runAgentTask(
