@@ -3,6 +3,7 @@
  * real SDK to a loopback Bedrock server, reserving and settling in a
  * ledger table in DynamoDB Local, and the per-call EMF metrics line.
  */
+import { Writable } from 'node:stream';
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -232,6 +233,33 @@ describe('gateway budget', () => {
     const counter = await readItem('budget#agent#trips', 'day#2026-12-04');
     expect(counter?.spentTokens).toBe(25);
     expect(counter?.reservedTokens).toBe(0);
+  });
+
+  test('stream settles after its last event', async () => {
+    const sequence: string[] = [];
+    const real = dynamo.documentClient;
+    const recording = Object.create(real) as typeof real;
+    recording.send = ((command: any) => {
+      if (command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state'))) {
+        sequence.push('settle');
+      }
+      return real.send(command);
+    }) as typeof real.send;
+    const stream = createGatewayStreamHandler({ ...options(config('settle-order', 10_000)), budgetTableClient: recording });
+    bedrock.script(streamResponse(textStreamSteps(['Par', 'is.'], { usage: { inputTokens: 8, outputTokens: 2 } })));
+    const writable = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) {
+          sequence.push(`event:${JSON.parse(line).type}`);
+        }
+        done();
+      },
+    });
+
+    await stream(gatewayRequest('settle-order', { requestId: 'budget-order-1', stream: true }), writable);
+
+    expect(sequence.slice(-2)).toEqual(['event:usage', 'settle']);
+    expect((await readItem('reservation#budget-order-1', 'reservation'))?.state).toBe('settled');
   });
 
   test('suspension read is cached', async () => {

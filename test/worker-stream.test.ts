@@ -291,6 +291,42 @@ describe('streaming model client', () => {
     ]);
   });
 
+  test('resolves at usage before stream end', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Ends the stream anyway after 3 s, so that a client that waits for the end fails instead of hanging.
+    const fallback = setTimeout(() => release(), 3_000);
+    let ended = false;
+    const usageEvent = {
+      type: 'usage',
+      usage: { inputTokens: 5, outputTokens: 2, totalTokens: 907, cacheReadInputTokens: 900, estimated: false },
+      latencyMs: 12,
+    };
+    harness.lambda.registerStreaming('slow-settle-gateway', async (_event, responseStream) => {
+      const events = [
+        { type: 'start', requestId: 'req-early', target: { region: 'us-east-1', modelId: 'm' } },
+        { type: 'delta', index: 0, text: 'Paris.' },
+        { type: 'stop', stopReason: 'end_turn' },
+        usageEvent,
+      ];
+      for (const event of events) {
+        responseStream.write(`${JSON.stringify(event)}\n`);
+      }
+      // The gateway settles the budget here, after the last event.
+      await held;
+      ended = true;
+      responseStream.end();
+    });
+    const client = new StreamingGatewayModelClient(harness.lambdaClient, 'slow-settle-gateway');
+
+    const response = await client.converse(request('req-early'), undefined, () => undefined);
+
+    expect(ended).toBe(false);
+    expect(response.usage).toEqual({ inputTokens: 5, outputTokens: 2, totalTokens: 907, cacheReadInputTokens: 900 });
+    release();
+    clearTimeout(fallback);
+  });
+
   test('raises function error from InvokeComplete', async () => {
     harness.lambda.registerStreaming('broken-gateway', async (_event, responseStream) => {
       const start = { type: 'start', requestId: 'r', target: { region: 'x', modelId: 'm' } };

@@ -83,8 +83,15 @@ export class StreamingGatewayModelClient implements ModelClient {
         if (event.InvokeComplete !== undefined) {
           complete = event.InvokeComplete;
         }
+        // The gateway settles the budget after the last event, and the
+        // response does not wait for that write.
+        if (assembler.complete) {
+          break;
+        }
       }
-      lines.end().forEach(deliver);
+      if (!assembler.complete) {
+        lines.end().forEach(deliver);
+      }
     } catch (error) {
       if (isAbortError(error) || error instanceof AgentStackError) throw error;
       throw new ModelCallError(

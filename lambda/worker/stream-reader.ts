@@ -76,6 +76,11 @@ export class StreamResponseAssembler {
 
   constructor(private readonly requestId: string) {}
 
+  /** True once the stream's last event, `usage` or `error`, has arrived. */
+  get complete(): boolean {
+    return this.usage !== undefined || this.error !== undefined;
+  }
+
   accept(event: GatewayStreamEvent): void {
     switch (event.type) {
       case 'start':
@@ -121,13 +126,19 @@ export class StreamResponseAssembler {
       );
     }
     const indexes = [...this.blocks.keys()].sort((a, b) => a - b);
-    const { inputTokens, outputTokens, totalTokens } = this.usage;
+    const { inputTokens, outputTokens, totalTokens, cacheReadInputTokens, cacheWriteInputTokens } = this.usage;
     return {
       ok: true,
       requestId: this.requestId,
       output: { role: 'assistant', content: indexes.map((index) => this.blocks.get(index)!) },
       stopReason: this.stopReason,
-      usage: { inputTokens, outputTokens, totalTokens },
+      usage: {
+        inputTokens,
+        outputTokens,
+        totalTokens,
+        ...(cacheReadInputTokens === undefined ? {} : { cacheReadInputTokens }),
+        ...(cacheWriteInputTokens === undefined ? {} : { cacheWriteInputTokens }),
+      },
       target: this.target,
       latencyMs: this.latencyMs,
     };

@@ -232,7 +232,9 @@ export function createConverseStreamStep(
           latencyMs: Math.round(now() - opened.startedAt),
           settlement: context.reservation?.guarded ? context.reservation.settlement : undefined,
         };
-        await record(recordUsage, context.streamUsage, context);
+        if (failure !== undefined) {
+          await record(recordUsage, context.streamUsage, context);
+        }
         // Failed and cancelled streams spent tokens too, so they are counted here.
         putCallMetrics({
           metrics: context.services.metrics,
@@ -258,7 +260,13 @@ export function createConverseStreamStep(
         target,
         latencyMs,
       };
-      await write({ type: 'usage', usage, latencyMs });
+      // The usage event is the reader's last, so a completed stream settles
+      // after it: the reader has everything it needs while the ledger write runs.
+      try {
+        await write({ type: 'usage', usage, latencyMs });
+      } finally {
+        await record(recordUsage, context.streamUsage, context);
+      }
       await next();
     },
   };
