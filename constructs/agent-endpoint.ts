@@ -49,6 +49,56 @@ export interface NoEndpointAuth {
 
 export type EndpointAuth = JwtEndpointAuth | CognitoEndpointAuth | OidcEndpointAuth | NoEndpointAuth;
 
+/**
+ * Wraps `next` in the load balancer's authenticate action that `auth`
+ * selects. Cognito and OIDC get one; jwt and none return `next` unchanged,
+ * because the target verifies the token or accepts every caller.
+ */
+export function authenticateAction(auth: EndpointAuth, next: elbv2.ListenerAction): elbv2.ListenerAction {
+  // API callers get 401 rather than a redirect to a login page.
+  const onUnauthenticatedRequest = elbv2.UnauthenticatedAction.DENY;
+  if (auth.type === 'cognito') {
+    return new elbv2Actions.AuthenticateCognitoAction({
+      userPool: auth.userPool,
+      userPoolClient: auth.userPoolClient,
+      userPoolDomain: auth.userPoolDomain,
+      onUnauthenticatedRequest,
+      next,
+    });
+  }
+  if (auth.type === 'oidc') {
+    return elbv2.ListenerAction.authenticateOidc({
+      issuer: auth.issuer,
+      authorizationEndpoint: auth.authorizationEndpoint,
+      tokenEndpoint: auth.tokenEndpoint,
+      userInfoEndpoint: auth.userInfoEndpoint,
+      clientId: auth.clientId,
+      clientSecret: auth.clientSecret,
+      onUnauthenticatedRequest,
+      next,
+    });
+  }
+  return next;
+}
+
+/**
+ * Returns the authentication settings that a target behind the load
+ * balancer applies to each request. With cognito or oidc the target checks
+ * the load balancer's signed `x-amzn-oidc-data` header and, when
+ * `loadBalancerArn` is given, accepts only tokens that it signed.
+ */
+export function runtimeAuthConfig(auth: EndpointAuth, region: string, loadBalancerArn?: string): WorkerAuthConfig {
+  switch (auth.type) {
+    case 'jwt':
+      return { type: 'jwt', issuer: auth.issuer, audience: auth.audience, jwksUri: auth.jwksUri, userClaim: auth.userClaim ?? 'sub' };
+    case 'cognito':
+    case 'oidc':
+      return { type: 'alb-oidc', region, loadBalancerArn, userClaim: auth.userClaim ?? 'sub' };
+    default:
+      return { type: 'none' };
+  }
+}
+
 export interface AgentEndpointProps {
   readonly vpc: ec2.IVpc;
   /** Authentication of callers. */
@@ -111,7 +161,8 @@ const MAX_IDLE_TIMEOUT_SECONDS = 4_000;
 export class AgentEndpoint extends Construct {
   public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   public readonly listener: elbv2.ApplicationListener;
-  private readonly auth: EndpointAuth;
+  /** Authentication of callers, for other routes on the listener that must authenticate the same way. */
+  public readonly auth: EndpointAuth;
   private readonly explicitIdleTimeout?: Duration;
   private idleTimeoutSeconds: number;
   private nextPriority = 10;
@@ -188,7 +239,7 @@ export class AgentEndpoint extends Construct {
     this.listener.addAction(`${options.agentName}Route`, {
       priority: this.nextPriority,
       conditions: [elbv2.ListenerCondition.pathPatterns([`/agents/${options.agentName}/*`])],
-      action: this.authenticated(elbv2.ListenerAction.forward([targetGroup])),
+      action: authenticateAction(this.auth, elbv2.ListenerAction.forward([targetGroup])),
     });
     this.nextPriority += 10;
     options.service.connections.allowFrom(this.loadBalancer, ec2.Port.tcp(options.containerPort), 'Load balancer to agent tasks');
@@ -197,16 +248,7 @@ export class AgentEndpoint extends Construct {
 
   /** Authentication settings the agent workers apply to each request. */
   workerAuth(): WorkerAuthConfig {
-    const auth = this.auth;
-    switch (auth.type) {
-      case 'jwt':
-        return { type: 'jwt', issuer: auth.issuer, audience: auth.audience, jwksUri: auth.jwksUri, userClaim: auth.userClaim ?? 'sub' };
-      case 'cognito':
-      case 'oidc':
-        return { type: 'alb-oidc', region: Stack.of(this).region, loadBalancerArn: this.loadBalancer.loadBalancerArn, userClaim: auth.userClaim ?? 'sub' };
-      default:
-        return { type: 'none' };
-    }
+    return runtimeAuthConfig(this.auth, Stack.of(this).region, this.loadBalancer.loadBalancerArn);
   }
 
   /** Raises the default idle timeout to cover the agent, or rejects an explicit one that is too short. */
@@ -227,34 +269,6 @@ export class AgentEndpoint extends Construct {
     }
     this.idleTimeoutSeconds = needed;
     this.loadBalancer.setAttribute('idle_timeout.timeout_seconds', String(needed));
-  }
-
-  private authenticated(next: elbv2.ListenerAction): elbv2.ListenerAction {
-    const auth = this.auth;
-    // API callers get 401 rather than a redirect to a login page.
-    const onUnauthenticatedRequest = elbv2.UnauthenticatedAction.DENY;
-    if (auth.type === 'cognito') {
-      return new elbv2Actions.AuthenticateCognitoAction({
-        userPool: auth.userPool,
-        userPoolClient: auth.userPoolClient,
-        userPoolDomain: auth.userPoolDomain,
-        onUnauthenticatedRequest,
-        next,
-      });
-    }
-    if (auth.type === 'oidc') {
-      return elbv2.ListenerAction.authenticateOidc({
-        issuer: auth.issuer,
-        authorizationEndpoint: auth.authorizationEndpoint,
-        tokenEndpoint: auth.tokenEndpoint,
-        userInfoEndpoint: auth.userInfoEndpoint,
-        clientId: auth.clientId,
-        clientSecret: auth.clientSecret,
-        onUnauthenticatedRequest,
-        next,
-      });
-    }
-    return next;
   }
 
   private createAccessLogBucket(): s3.Bucket {

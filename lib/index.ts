@@ -1,6 +1,7 @@
 export * from './agent-stack';
 export * from './config';
 export * from '../constructs/agent-endpoint';
+export * from '../constructs/agent-feedback';
 export * from '../constructs/agent-memory';
 export * from '../constructs/agent-network';
 export * from '../constructs/agent-service';
@@ -12,6 +13,7 @@ export * from '../constructs/model-prices';
 export * from '../constructs/token-budget';
 export type {
   AgentBudgetConfig,
+  FeedbackRuntimeConfig,
   GatewayBudgetConfig,
   ModelPrice,
   RateLimits,

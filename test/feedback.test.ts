@@ -97,7 +97,7 @@ function validBody(overrides: Record<string, unknown> = {}): Record<string, unkn
   return { agent: 'support', sessionId: 'session-1', requestId: uniqueRequestId(), score: 4, ...overrides };
 }
 
-/** An event as the load balancer sends it with multi-value headers off. */
+/** Builds an event as the load balancer sends it with multi-value headers off. */
 function albEvent(body: string, headers: Record<string, string>, overrides: Partial<AlbEvent> = {}): AlbEvent {
   return {
     requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/feedback/6d0ecf831eec9f09' } },
@@ -268,7 +268,7 @@ describe('valid feedback', () => {
   test('decodes a base64 body', async () => {
     const { handle } = feedbackEndpoint();
     const body = validBody({ comment: 'Grüße, ça marche' });
-    // The load balancer sends a body as base64 when, for example, it has a Content-Encoding header.
+    // The load balancer sets isBase64Encoded when it passes the body as base64.
     const event = albEvent(Buffer.from(JSON.stringify(body), 'utf8').toString('base64'), {
       ...(await bearer()),
       'content-encoding': 'identity',

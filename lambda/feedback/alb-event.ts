@@ -7,6 +7,7 @@
  */
 import type { IncomingHttpHeaders } from 'http';
 import { TextDecoder } from 'util';
+import { FEEDBACK_PATH } from '../shared/contracts';
 import { InvalidRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../shared/errors';
 import { UnsupportedMediaTypeError } from './errors';
 
@@ -35,17 +36,14 @@ export interface AlbResult {
   readonly isBase64Encoded: false;
 }
 
-/** Path the listener rule forwards to the feedback function. */
-export const FEEDBACK_PATH = '/feedback';
-
 /**
- * Largest request body in bytes, after base64 decoding. It holds a comment
- * of the maximum length even when every character is sent as a JSON escape
+ * Maximum request body in bytes, after base64 decoding. A comment of the
+ * maximum length fits even when every character is sent as a JSON escape
  * (12 bytes for a character outside the Basic Multilingual Plane).
  */
 export const MAX_BODY_BYTES = 32_768;
 
-/** Headers the endpoint reads; each may appear at most once. */
+/** Headers the endpoint reads. A multi-value event that repeats one of them is rejected. */
 const READ_HEADERS = ['authorization', 'x-amzn-oidc-data', 'content-type', 'content-encoding'];
 
 const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;

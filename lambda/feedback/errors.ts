@@ -1,7 +1,7 @@
 /** Errors that only the feedback endpoint raises, in the shared error family. */
 import { AgentStackError } from '../shared/errors';
 
-/** The user already rated this request; the first score stands. */
+/** The user already rated this request, and the first score is kept. */
 export class DuplicateFeedbackError extends AgentStackError {
   public override readonly name = 'DuplicateFeedbackError';
   public readonly statusCode = 409;

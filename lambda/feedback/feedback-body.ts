@@ -19,7 +19,7 @@ export interface FeedbackBody {
 export const MIN_SCORE = 1;
 export const MAX_SCORE = 5;
 
-/** Longest comment in Unicode code points. */
+/** Maximum comment length in Unicode code points. */
 export const MAX_COMMENT_LENGTH = 2_000;
 
 /**

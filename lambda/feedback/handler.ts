@@ -102,7 +102,7 @@ export function createFeedbackHandler(options: FeedbackOptions): FeedbackHandler
     const requestId = context?.awsRequestId ?? randomUUID();
     const log = logger.child({ requestId });
     if (!isAlbEvent(event)) {
-      // Raised rather than answered, because only a wrong event source sends this.
+      // Raised rather than returned as a response, because only a misconfigured event source sends such an event.
       log.error('Feedback event is not a load balancer request', { expected: 'httpMethod and path' });
       throw new Error(`Request ${requestId}: the feedback function accepts only Application Load Balancer events.`);
     }

@@ -34,6 +34,9 @@ export const FEEDBACK_ENV = {
   config: 'AGENT_FEEDBACK_CONFIG',
 } as const;
 
+/** Path of the feedback route on the agents' load balancer. */
+export const FEEDBACK_PATH = '/feedback';
+
 /**
  * Key attributes of the feedback table. The table keeps one item per rated
  * request and user, so the key is the rated request's id and the user id.
