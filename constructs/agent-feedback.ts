@@ -167,6 +167,8 @@ export class AgentFeedback extends Construct {
     this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'Targets', {
       targets: [new AccountScopedLambdaTarget(this.function, permission)],
     });
+    // Other methods on /feedback get the listener's default 404, so the
+    // function's own 405 reaches only callers that invoke it directly.
     this.rule = new elbv2.ApplicationListenerRule(this, 'Rule', {
       listener: props.listener,
       priority: props.priority ?? DEFAULT_PRIORITY,

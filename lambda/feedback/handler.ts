@@ -78,6 +78,10 @@ export function createFeedbackHandler(options: FeedbackOptions): FeedbackHandler
     }
     decision.agent = body.agent;
 
+    // NOTE: nothing checks that the rated request exists or was served to
+    // this user in this session, so a user can score made-up request ids.
+    // Under auth none every caller is `anonymous`, so only the first
+    // anonymous score of a request is stored.
     const item: FeedbackRecord = {
       requestId: body.requestId,
       userId,
