@@ -262,6 +262,22 @@ describe('gateway budget', () => {
     expect((await readItem('reservation#budget-order-1', 'reservation'))?.state).toBe('settled');
   });
 
+  test('burst shares one control read', async () => {
+    const operations: string[] = [];
+    const budgetTableClient = countingLedgerClient(operations);
+    const handle = createGatewayHandler({ ...options(config('burst-read', 10_000)), budgetTableClient });
+    const calls = 20;
+    bedrock.script(...Array.from({ length: calls }, () => textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } })));
+
+    const responses = await Promise.all(
+      Array.from({ length: calls }, (_, i) => handle(gatewayRequest('burst-read', { requestId: `budget-burst-${i}` }))),
+    );
+
+    responses.forEach((response) => expectSuccess(response));
+    expect(operations.filter((operation) => operation === 'GetItem')).toHaveLength(1);
+    expect(operations.filter((operation) => operation === 'BatchGetItem')).toHaveLength(1);
+  });
+
   test('suspension read is cached', async () => {
     const operations: string[] = [];
     const budgetTableClient = countingLedgerClient(operations);

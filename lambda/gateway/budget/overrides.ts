@@ -198,6 +198,8 @@ export class LimitOverrideStore {
   private readonly now: () => number;
   private readonly cacheTtlMs: number;
   private readonly cache = new Map<string, { overrides: LimitOverrides; readAt: number }>();
+  /** Reads in flight per agent, shared by concurrent calls so that a burst costs one read. */
+  private readonly pending = new Map<string, Promise<LimitOverrides>>();
 
   constructor(options: LimitOverrideStoreOptions) {
     this.client = options.client;
@@ -213,6 +215,17 @@ export class LimitOverrideStore {
     if (cached !== undefined && nowMs - cached.readAt < this.cacheTtlMs) {
       return cached.overrides;
     }
+    let read = this.pending.get(agent);
+    if (read === undefined) {
+      read = this.readOverrides(agent).finally(() => this.pending.delete(agent));
+      this.pending.set(agent, read);
+    }
+    const overrides = await read;
+    this.cache.set(agent, { overrides, readAt: nowMs });
+    return overrides;
+  }
+
+  private async readOverrides(agent: string): Promise<LimitOverrides> {
     const agentKey = { pk: limitOverrideKey(agent), sk: LIMIT_OVERRIDE_SORT_KEY };
     const stackKey = { pk: limitOverrideKey(undefined), sk: LIMIT_OVERRIDE_SORT_KEY };
     let keys: Record<string, unknown>[] = [agentKey, stackKey];
@@ -231,12 +244,10 @@ export class LimitOverrideStore {
       items.push(...(result.Responses?.[this.table] ?? []));
       keys = result.UnprocessedKeys?.[this.table]?.Keys ?? [];
     }
-    const overrides: LimitOverrides = {
+    return {
       agent: pickOverrides(items.find((item) => item.pk === agentKey.pk), AGENT_LIMIT_PATHS),
       stack: pickOverrides(items.find((item) => item.pk === stackKey.pk), STACK_LIMIT_PATHS),
     };
-    this.cache.set(agent, { overrides, readAt: nowMs });
-    return overrides;
   }
 
   /** Returns the raw override item of `agent`, or of the stack when `agent` is undefined, for display. */

@@ -102,6 +102,8 @@ export class SuspensionStore {
   private readonly now: () => number;
   private readonly cacheTtlMs: number;
   private readonly cache = new Map<string, { suspension?: Suspension; readAt: number }>();
+  /** Reads in flight per agent, shared by concurrent calls so that a burst costs one read. */
+  private readonly pending = new Map<string, Promise<Suspension | undefined>>();
 
   constructor(options: SuspensionStoreOptions) {
     this.client = options.client;
@@ -121,7 +123,12 @@ export class SuspensionStore {
     if (cached !== undefined && nowMs - cached.readAt < this.cacheTtlMs) {
       return isActive(cached.suspension, nowMs) ? cached.suspension : undefined;
     }
-    const suspension = await this.read(agent);
+    let read = this.pending.get(agent);
+    if (read === undefined) {
+      read = this.read(agent).finally(() => this.pending.delete(agent));
+      this.pending.set(agent, read);
+    }
+    const suspension = await read;
     this.cache.set(agent, { suspension, readAt: nowMs });
     return isActive(suspension, nowMs) ? suspension : undefined;
   }
