@@ -91,6 +91,15 @@ describe('packed library', () => {
     expect(fs.existsSync(path.join(scratch, 'node_modules', 'esbuild'))).toBe(false);
   });
 
+  test('ships the operator command', () => {
+    const bin = path.join(scratch, 'node_modules', '.bin', 'agent-stack-admin');
+
+    const help = run(bin, ['--help'], scratch);
+
+    expect(help).toContain('Usage: agent-stack-admin <command> [options]');
+    expect(help).toContain('set-limit (--agent NAME | --stack)');
+  });
+
   test('ships declarations', () => {
     const types = path.join(scratch, 'node_modules', 'cdk-agent-stack', 'dist', 'lib', 'index.d.ts');
     expect(fs.readFileSync(types, 'utf8')).toContain('agent-stack');
