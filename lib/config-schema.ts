@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
+import { observabilitySchema } from './observability-config-schema';
 
 /**
  * Schema of `agent-stack.config.json`. Every default written here is the
@@ -185,6 +186,8 @@ export const configSchema = z.strictObject({
   guardrail: guardrailSchema,
   /** Spending caps, rate limits and prices; without it the gateway reserves nothing. */
   budget: budgetSchema.optional(),
+  /** Alarm thresholds, the alarm topic and its email subscriptions. */
+  observability: observabilitySchema,
   memory: z.strictObject({ ttlDays: positiveInt(3_650).default(30) }).prefault({}),
   logRetentionDays: positiveInt(3_653).default(90),
   agents: z.array(agentSchema).min(1),
@@ -198,3 +201,4 @@ export type ModelTargetConfig = z.output<typeof targetSchema>;
 export type AuthConfig = z.output<typeof authSchema>;
 export type { GatewayConfig, GuardrailConfig } from './gateway-config-schema';
 export type { BudgetConfig } from './budget-config-schema';
+export type { ObservabilityConfig } from './observability-config-schema';
