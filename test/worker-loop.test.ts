@@ -316,6 +316,24 @@ describe('tool calls', () => {
     expect(unknown.status).toBe('error');
     expect(unknown.content[0].text).toMatch(/^Tool delete_account does not exist/);
   });
+
+  test('counts an unknown tool as unknown', async () => {
+    harness.bedrock.script(
+      toolUseResponse({ toolUseId: 'x', name: 'delete_account', input: {} }),
+      textResponse('I cannot do that.'),
+    );
+    await harness.run({ message: 'Delete my account', requestId: 'req-unknown-tool' });
+
+    const toolLines = harness.metricLines.filter((line) => 'ToolCalls' in line);
+    expect(toolLines).toHaveLength(1);
+    expect(toolLines[0]).toMatchObject({
+      requestId: 'req-unknown-tool',
+      Agent: AGENT,
+      Tool: 'unknown',
+      ToolCalls: 1,
+      ToolFailures: 1,
+    });
+  });
 });
 
 describe('model errors', () => {

@@ -2,7 +2,9 @@
  * The structured final answer of an agent with `confidence`: a tool the
  * model calls to end its turn with the answer text and a confidence from 0
  * to 1. A model that answers in plain text instead still ends the task, and
- * then no confidence is reported.
+ * then no confidence is reported. A streamed realtime response carries the
+ * answer only in its `done` event, because the model writes it as tool
+ * input, which the gateway streams as one `toolUse` event once it is complete.
  */
 import { ContentBlock, FINAL_ANSWER_TOOL, WorkerRuntimeConfig } from '../shared/contracts';
 import { ToolUse, toolResultBlock } from './tools';
