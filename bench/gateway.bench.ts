@@ -6,18 +6,24 @@
  * bench/results/gateway.json. Every server it starts listens on 127.0.0.1
  * and is stopped before it exits.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { buildBundle, measureBundle, type BundleResult } from './gateway/bundle';
 import { measureFailover, type FailoverMode, type FailoverResult } from './gateway/failover';
 import { measureAddedLatency, type LatencyOptions, type LatencyResult } from './gateway/latency';
 import type { AddedLatency, LoopBounds } from './gateway/stats';
+import {
+  BenchRun,
+  ROOT,
+  formatMs,
+  formatRunHeading,
+  formatTable,
+  packageVersion,
+  resultsPath,
+  writeResults,
+  type RunDescription,
+} from './support/report';
 
-const ROOT = path.resolve(__dirname, '..');
-const RESULTS_PATH = path.join(ROOT, 'bench', 'results', 'gateway.json');
+const RESULTS_PATH = resultsPath('gateway');
 
 /** Pairs below which a latency figure is reported as incomplete. */
 const MIN_PAIRS = 1_000;
@@ -51,76 +57,14 @@ const FAILOVER_MODES: readonly FailoverMode[] = [
 
 const COLD_LOAD: LoopBounds = { iterations: 20, maxSeconds: 15 };
 
-interface BenchResults {
-  readonly machine: Record<string, unknown>;
-  readonly software: Record<string, string>;
-  readonly source: Record<string, unknown>;
-  readonly date: string;
-  readonly durationSeconds: number;
-  readonly units: string;
+interface BenchResults extends RunDescription {
   readonly latency: LatencyResult;
   readonly failover: FailoverResult[];
   readonly bundle: BundleResult;
   readonly warnings: string[];
 }
 
-const startedAt = performance.now();
-
-function progress(message: string): void {
-  const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
-  console.error(`[${seconds.padStart(5)} s] ${message}`);
-}
-
-function packageVersion(name: string): string {
-  const file = path.join(ROOT, 'node_modules', name, 'package.json');
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
-
-/** Returns the output of `git args`, trimmed, or 'unknown' when git is missing or fails. */
-function readGit(args: string[]): string {
-  const git = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
-  return git.status === 0 ? git.stdout.trim() : 'unknown';
-}
-
-/**
- * Describes the gateway code that was measured: the commit, and whether
- * lambda/ had uncommitted changes, which the figures then include.
- */
-function describeSource(): Record<string, unknown> {
-  const changes = readGit(['status', '--porcelain', '--', 'lambda']);
-  return {
-    commit: readGit(['rev-parse', 'HEAD']),
-    lambdaModified: changes === 'unknown' ? 'unknown' : changes !== '',
-  };
-}
-
-function describeMachine(): Record<string, unknown> {
-  return {
-    nproc: os.availableParallelism(),
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    totalMemoryBytes: os.totalmem(),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-  };
-}
-
-/** Formats rows as columns, the first left-aligned and the rest right-aligned. */
-function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((_, column) =>
-    Math.max(...[header, ...rows].map((row) => row[column].length)),
-  );
-  const format = (row: string[]) =>
-    row
-      .map((cell, column) =>
-        column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]),
-      )
-      .join('  ');
-  return [format(header), ...rows.map(format)].join('\n');
-}
-
-function formatMs(value: number): string {
-  return value.toFixed(3);
-}
+const bench = new BenchRun('Gateway benchmark');
 
 function latencyRow(label: string, pairs: number, latency: AddedLatency): string[] {
   const { direct, gateway, added } = latency;
@@ -137,12 +81,8 @@ function latencyRow(label: string, pairs: number, latency: AddedLatency): string
 }
 
 function printResults(results: BenchResults): void {
-  const { machine, latency, failover, bundle } = results;
-  const memoryGiB = (Number(machine.totalMemoryBytes) / 2 ** 30).toFixed(1);
-  console.log(
-    `\nGateway benchmark, ${results.date}, commit ${String(results.source.commit).slice(0, 7)}: ` +
-      `${machine.nproc} CPUs (${machine.cpuModel}), ${memoryGiB} GiB, Node.js ${machine.node}\n`,
-  );
+  const { latency, failover, bundle } = results;
+  console.log(`\n${formatRunHeading(bench.title, results)}\n`);
   console.log('Latency added by the gateway, loopback Bedrock server (ms)');
   const { buffered, streamed } = latency;
   console.log(
@@ -227,51 +167,34 @@ function collectWarnings(latency: LatencyResult, failover: FailoverResult[]): st
   return warnings;
 }
 
-/** Writes through a temporary file, so that an interrupted run never leaves half a file. */
-function writeResults(results: BenchResults): void {
-  mkdirSync(path.dirname(RESULTS_PATH), { recursive: true });
-  const temporary = `${RESULTS_PATH}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(results, null, 2)}\n`);
-  renameSync(temporary, RESULTS_PATH);
-}
-
 async function main(): Promise<void> {
-  const watchdog = setTimeout(() => {
-    console.error(
-      `Gateway benchmark timed out after ${WATCHDOG_MS / 1000} s, so a call is probably ` +
-        'hanging. Rerun it, and if it times out again, look for a call that never returns.',
-    );
-    process.exit(1);
-  }, WATCHDOG_MS);
-  watchdog.unref();
+  bench.startWatchdog(WATCHDOG_MS);
 
-  progress('Building dist/assets with scripts/bundle-assets.js');
+  bench.progress('Building dist/assets with scripts/bundle-assets.js');
   const bundlePath = buildBundle(ROOT);
-  progress(`Timing ${COLD_LOAD.iterations} cold loads of the bundle and of an empty script`);
+  bench.progress(`Timing ${COLD_LOAD.iterations} cold loads of the bundle and of an empty script`);
   const bundle = measureBundle(ROOT, bundlePath, COLD_LOAD);
 
-  const latency = await measureAddedLatency(LATENCY, progress);
-  const failover = await measureFailover(FAILOVER_MODES, progress);
-  clearTimeout(watchdog);
+  const latency = await measureAddedLatency(LATENCY, bench.progress);
+  const failover = await measureFailover(FAILOVER_MODES, bench.progress);
+  bench.stopWatchdog();
 
   const results: BenchResults = {
-    machine: describeMachine(),
-    software: {
-      '@aws-sdk/client-bedrock-runtime': packageVersion('@aws-sdk/client-bedrock-runtime'),
-      '@smithy/core': packageVersion('@smithy/core'),
-      '@smithy/node-http-handler': packageVersion('@smithy/node-http-handler'),
-      esbuild: packageVersion('esbuild'),
-    },
-    source: describeSource(),
-    date: new Date().toISOString(),
-    durationSeconds: Math.round((performance.now() - startedAt) / 1000),
-    units: 'Times are milliseconds of wall time measured with performance.now(); sizes are bytes.',
+    ...bench.describe(
+      {
+        '@aws-sdk/client-bedrock-runtime': packageVersion('@aws-sdk/client-bedrock-runtime'),
+        '@smithy/core': packageVersion('@smithy/core'),
+        '@smithy/node-http-handler': packageVersion('@smithy/node-http-handler'),
+        esbuild: packageVersion('esbuild'),
+      },
+      'Times are milliseconds of wall time measured with performance.now(); sizes are bytes.',
+    ),
     latency,
     failover,
     bundle,
     warnings: collectWarnings(latency, failover),
   };
-  writeResults(results);
+  writeResults(RESULTS_PATH, results);
   printResults(results);
 }
 
