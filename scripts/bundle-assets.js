@@ -20,28 +20,58 @@ const assets = [
   { name: 'admin', entry: 'bin/agent-stack-admin.ts', target: 'node20', executable: true },
 ];
 
+/**
+ * Moves the files of `staging` into `outDir`, each with one rename, and then
+ * deletes files of `outDir` that the new bundle does not have. A rename
+ * replaces a file atomically, so a synth that runs meanwhile, such as a
+ * construct test while the package test packs the library, always finds a
+ * complete index.js.
+ */
+function replaceFiles(staging, outDir) {
+  fs.mkdirSync(outDir, { recursive: true });
+  const built = fs.readdirSync(staging);
+  for (const name of built) {
+    fs.renameSync(path.join(staging, name), path.join(outDir, name));
+  }
+  for (const name of fs.readdirSync(outDir)) {
+    if (!built.includes(name)) fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
+  }
+}
+
 async function main() {
+  fs.mkdirSync(outRoot, { recursive: true });
   for (const asset of assets) {
     const outDir = path.join(outRoot, asset.name);
-    fs.rmSync(outDir, { recursive: true, force: true });
-    await esbuild.build({
-      entryPoints: [path.join(root, asset.entry)],
-      outfile: path.join(outDir, 'index.js'),
-      bundle: true,
-      platform: 'node',
-      target: asset.target ?? 'node22',
-      format: 'cjs',
-      minify: false,
-      sourcemap: false,
-      legalComments: 'none',
-      logLevel: 'warning',
-    });
-    if (asset.executable) {
-      fs.chmodSync(path.join(outDir, 'index.js'), 0o755);
+    // The staging folder sits beside outDir, so that its files move by rename on one file system.
+    const staging = fs.mkdtempSync(path.join(outRoot, `.${asset.name}-`));
+    try {
+      await bundle(asset, staging);
+      replaceFiles(staging, outDir);
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
     }
-    for (const file of asset.extra ?? []) {
-      fs.copyFileSync(path.join(root, file), path.join(outDir, path.basename(file)));
-    }
+  }
+}
+
+/** Bundles one asset into `outDir`, with its extra files. */
+async function bundle(asset, outDir) {
+  await esbuild.build({
+    entryPoints: [path.join(root, asset.entry)],
+    outfile: path.join(outDir, 'index.js'),
+    bundle: true,
+    platform: 'node',
+    target: asset.target ?? 'node22',
+    format: 'cjs',
+    minify: false,
+    sourcemap: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  if (asset.executable) {
+    fs.chmodSync(path.join(outDir, 'index.js'), 0o755);
+  }
+  for (const file of asset.extra ?? []) {
+    fs.copyFileSync(path.join(root, file), path.join(outDir, path.basename(file)));
   }
 }
 
