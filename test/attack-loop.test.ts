@@ -22,6 +22,7 @@ beforeEach(() => {
   harness.bedrock.reset();
   harness.lambda.invocations.length = 0;
   harness.logs.length = 0;
+  harness.metricLines.length = 0;
 });
 
 function lookupOrderCalls() {
@@ -135,6 +136,8 @@ describe('agent loop attacks', () => {
 
     expect(result.stopReason).toBe('brand_new_reason');
     const finished = harness.logs.find((line) => line.message === 'task finished');
-    expect(finished?.Reason).toBe('brand_new_reason');
+    expect(finished?.stopReason).toBe('brand_new_reason');
+    const taskLine = harness.metricLines.find((line) => 'StopReason' in line);
+    expect(taskLine?.Reason).toBe('brand_new_reason');
   });
 });
