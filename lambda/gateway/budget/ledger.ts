@@ -11,6 +11,7 @@ import {
   UnauthorizedError,
 } from '../../shared/errors';
 import { Logger } from '../../shared/logger';
+import { AGENT_METRICS } from '../../shared/metric-catalog';
 import { MetricsWriter } from '../../shared/metrics';
 import {
   releaseCounterItem,
@@ -190,6 +191,7 @@ export class BudgetLedger {
       // counter that does not exist yet, so it is rejected here.
       for (const plan of plans) {
         if (findPassedLimit(plan, {}, amounts) !== undefined) {
+          this.countRejection(plan, requestId);
           throw limitError(plan, await this.readCounter(plan), amounts, requestId);
         }
       }
@@ -460,12 +462,14 @@ export class BudgetLedger {
       );
     }
     const current = (failed.item as CounterValues | undefined) ?? (await this.readCounter(plan));
-    this.metrics.put(
-      { Agent: plan.agent },
-      { [plan.kind === 'rate' ? 'RateLimited' : 'BudgetRejected']: { value: 1, unit: 'Count' } },
-      { requestId },
-    );
+    this.countRejection(plan, requestId);
     return limitError(plan, current, amounts, requestId);
+  }
+
+  /** Writes `RateLimited` or `BudgetRejected` for a call that `plan`'s limit rejected. */
+  private countRejection(plan: CounterPlan, requestId: string): void {
+    const metric = plan.kind === 'rate' ? AGENT_METRICS.rateLimited : AGENT_METRICS.budgetRejected;
+    this.metrics.put({ Agent: plan.agent }, { [metric.name]: { value: 1, unit: metric.unit } }, { requestId });
   }
 
   private unavailable(error: unknown, request: ReserveRequest, logger: Logger): Reservation {
@@ -481,7 +485,8 @@ export class BudgetLedger {
       );
     }
     logger.error('Budget ledger unreachable; serving the call without a reservation', { table: this.table }, error);
-    this.metrics.put({ Agent: agent }, { UnguardedCall: { value: 1, unit: 'Count' } }, { requestId });
+    const metric = AGENT_METRICS.unguardedCall;
+    this.metrics.put({ Agent: agent }, { [metric.name]: { value: 1, unit: metric.unit } }, { requestId });
     return { guarded: false, requestId };
   }
 }
