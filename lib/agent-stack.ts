@@ -5,15 +5,17 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AgentEndpoint, EndpointAuth } from '../constructs/agent-endpoint';
 import { AgentMemory } from '../constructs/agent-memory';
 import { AgentNetwork } from '../constructs/agent-network';
+import { AgentObservability, ObservedAgent } from '../constructs/agent-observability';
 import { AgentService } from '../constructs/agent-service';
 import { AgentTool } from '../constructs/agent-tool';
 import { ModelGateway } from '../constructs/model-gateway';
 import { TokenBudget } from '../constructs/token-budget';
-import { AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
+import { AgentConfig, AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
 
 export interface AgentStackProps extends Omit<StackProps, 'env'> {
   /**
@@ -44,6 +46,8 @@ export class AgentStack extends Stack {
   public readonly budget?: TokenBudget;
   public readonly endpoint?: AgentEndpoint;
   public readonly agents: Record<string, AgentService> = {};
+  /** Dashboards, alarms and the alarm topic of every agent. */
+  public readonly observability: AgentObservability;
 
   constructor(scope: Construct, id: string, props: AgentStackProps) {
     // Validate before any construct exists, so a bad config creates nothing.
@@ -210,6 +214,28 @@ export class AgentStack extends Stack {
         new CfnOutput(this, `${agent.name}QueueUrl`, { value: service.queue.queueUrl, description: `Task queue of background agent ${agent.name}` });
       }
     }
+
+    // Watch every agent, the gateway and the load balancer, and send the
+    // token anomaly and budget use alarms to the kill switch.
+    const { alarmTopicArn, alarmEmails, ...thresholds } = config.observability;
+    this.observability = new AgentObservability(this, 'Observability', {
+      agents: config.agents.map((agent) => this.observedAgent(agent)),
+      gatewayFunction: this.gateway.function,
+      loadBalancer: this.endpoint?.loadBalancer,
+      alarmTopic: alarmTopicArn === undefined ? undefined : sns.Topic.fromTopicArn(this, 'AlarmTopic', alarmTopicArn),
+      encryptionKey: this.key,
+      alarmEmails,
+      killSwitch: this.budget?.killSwitch,
+      thresholds,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: this.observability.alarmTopic.topicArn,
+      description: 'Topic that every alarm notifies. Subscribe your on-call channel to it.',
+    });
+    new CfnOutput(this, 'OverviewDashboardName', {
+      value: this.observability.overviewDashboard.dashboardName,
+      description: 'CloudWatch dashboard of all agents. Each agent has a dashboard of its own too.',
+    });
   }
 
   /**
@@ -226,6 +252,27 @@ export class AgentStack extends Stack {
       return Array.from({ length: this.config.network.maxAzs }, (_, i) => Fn.select(i, Fn.getAzs()));
     }
     return super.availabilityZones;
+  }
+
+  /** Describes one configured agent and its service for AgentObservability. */
+  private observedAgent(agent: AgentConfig): ObservedAgent {
+    const service = this.agents[agent.name];
+    return {
+      name: agent.name,
+      mode: agent.mode,
+      maxIterations: agent.limits.maxIterations,
+      taskTimeout: Duration.seconds(agent.limits.taskTimeoutSeconds),
+      queue: service.queue,
+      deadLetterQueue: service.deadLetterQueue,
+      targetGroup: service.targetGroup,
+      service: service.service,
+      tools: agent.tools.map((tool) => tool.name),
+      regions: [...new Set(this.config.routes[agent.route].map((target) => target.region))],
+      // The kill switch publishes BudgetUsePercent for every window with a
+      // limit, and an operator may set one at runtime, so both windows get
+      // an alarm whenever the ledger exists.
+      budgetWindows: this.budget ? ['day', 'month'] : [],
+    };
   }
 
   private endpointAuth(auth: AuthConfig): EndpointAuth {

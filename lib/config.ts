@@ -190,7 +190,30 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
   if (!('existing' in config.guardrail)) addAll(['guardrail'], guardrailSettingsIssues(config.guardrail));
 
   issues.push(...budgetIssues(config));
+  issues.push(...observabilityIssues(config));
   return issues;
+}
+
+/**
+ * Checks that an explicit oldest-message age exceeds every background
+ * agent's task timeout. SQS counts messages in flight, so a lower
+ * threshold would fire on every task that runs long.
+ */
+function observabilityIssues(config: AgentStackConfig): ConfigIssue[] {
+  const age = config.observability.oldestMessageAgeSeconds;
+  const background = config.agents.filter((agent) => agent.mode === 'background');
+  if (age === undefined || background.length === 0) return [];
+  const longest = background.reduce((found, agent) => (agent.limits.taskTimeoutSeconds > found.limits.taskTimeoutSeconds ? agent : found));
+  if (age > longest.limits.taskTimeoutSeconds) return [];
+  return [
+    {
+      path: jsonPath(['observability', 'oldestMessageAgeSeconds']),
+      message:
+        `must exceed the task timeout of background agent ${longest.name} (${longest.limits.taskTimeoutSeconds} s), because SQS counts ` +
+        'messages in flight and the alarm would fire on every long task; raise it or leave it unset for twice each task timeout',
+      value: age,
+    },
+  ];
 }
 
 /** Checks the budget section, the agents' budgets and that every route target has a price. */

@@ -4,6 +4,7 @@ export * from '../constructs/agent-endpoint';
 export * from '../constructs/agent-feedback';
 export * from '../constructs/agent-memory';
 export * from '../constructs/agent-network';
+export * from '../constructs/agent-observability';
 export * from '../constructs/agent-service';
 export * from '../constructs/agent-tool';
 export * from '../constructs/gateway-guardrail';
