@@ -57,8 +57,11 @@ function requestIdOfKey(key: AttributeMap | undefined): string | undefined {
  * transaction that moves one to `settled`. A GetItem of a reservation record
  * is counted as settle, because a settle without the reservation's handle,
  * or one whose transaction found the state already moved, reads the record
- * first. Reclaim reads it too, but this benchmark never reclaims. A GetItem
- * of a counter is the read that explains a rejected reserve.
+ * first. A release after a reserve call that failed without a response reads
+ * it too, which happens only in the admission rounds, and those count round
+ * trips by operation, not by phase. Any other GetItem, such as the
+ * suspension read or the counter read that explains a rejected reserve, is
+ * counted as reserve.
  */
 export function classifyRequest(
   operation: string,
