@@ -193,6 +193,42 @@ export interface GatewayBudgetConfig {
   readonly prices: Record<string, ModelPrice>;
 }
 
+/** Environment variables of the ApprovalGate decision function. */
+export const APPROVAL_ENV = {
+  /** JSON of {@link ApprovalRuntimeConfig}. */
+  config: 'AGENT_APPROVAL_CONFIG',
+} as const;
+
+/**
+ * Attributes of the approvals table. Each item is one approval request,
+ * keyed by its id. A pending request also carries `pendingAgent`, which
+ * puts it in the sparse index of pending requests, sorted by its deadline
+ * in epoch milliseconds. `expiresAt` is the TTL attribute in epoch seconds.
+ */
+export const APPROVALS_TABLE_KEY = {
+  partitionKey: 'approvalId',
+  pendingIndex: 'pending-by-agent',
+  pendingPartitionKey: 'pendingAgent',
+  pendingSortKey: 'deadlineMs',
+  timeToLive: 'expiresAt',
+} as const;
+
+/** Configuration of the decision function, as the ApprovalGate construct writes it. */
+export interface ApprovalRuntimeConfig {
+  /** Name of the approvals table. */
+  readonly table: string;
+}
+
+/** Approval settings of a worker, as the ApprovalGate construct writes them. */
+export interface WorkerApprovalConfig {
+  /** Name of the approvals table. */
+  readonly table: string;
+  /** ARN of the SNS topic on which approvers are notified of each request. */
+  readonly topicArn: string;
+  /** Seconds a request waits for a decision before it expires, which counts as a denial. */
+  readonly expirySeconds: number;
+}
+
 /** A tool in the worker's runtime configuration. */
 export interface WorkerToolConfig {
   readonly name: string;
@@ -258,6 +294,11 @@ export interface WorkerRuntimeConfig {
    * `Confidence` metric. Absent means false.
    */
   readonly confidence?: boolean;
+  /**
+   * Where calls of `high` impact tools wait for a person's decision.
+   * Without it the worker rejects every such call.
+   */
+  readonly approvals?: WorkerApprovalConfig;
 }
 
 /** Content block in the Converse message format, kept as plain JSON. */

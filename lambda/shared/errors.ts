@@ -152,6 +152,42 @@ export class ApprovalRequiredError extends AgentStackError {
   public readonly statusCode = 403;
 }
 
+/**
+ * A person denied a high-impact tool call, or nobody decided it before its
+ * approval expired. The agent loop reports it to the model as a tool error.
+ */
+export class ApprovalDeniedError extends AgentStackError {
+  public override readonly name = 'ApprovalDeniedError';
+  public readonly statusCode = 403;
+}
+
+/**
+ * The session waits for a decision on a high-impact tool call, so it takes
+ * no new message until the call is resumed or its approval is denied or expires.
+ */
+export class ApprovalPendingError extends AgentStackError {
+  public override readonly name = 'ApprovalPendingError';
+  public readonly statusCode = 409;
+}
+
+/**
+ * The approval is no longer in the state the request needs: a second
+ * decision on a decided request, or a replay of an approval already used.
+ */
+export class ApprovalConflictError extends AgentStackError {
+  public override readonly name = 'ApprovalConflictError';
+  public readonly statusCode = 409;
+}
+
+/**
+ * The approval was granted for a different call: another tool, other
+ * arguments, or another agent, user or session.
+ */
+export class ApprovalMismatchError extends AgentStackError {
+  public override readonly name = 'ApprovalMismatchError';
+  public readonly statusCode = 403;
+}
+
 /** Work ran past its deadline. */
 export class TimeoutError extends AgentStackError {
   public override readonly name = 'TimeoutError';

@@ -74,31 +74,16 @@ export class ToolRunner {
     }
   }
 
-  /**
-   * Runs one call of task `requestId` and writes its metrics; rethrows only
-   * an abort, so the caller can stop the task.
-   */
-  async run(
-    call: ToolUse,
-    requestId: string,
-    logger: Logger,
-    signal?: AbortSignal,
-  ): Promise<ToolOutcome> {
-    const log = logger.child({ tool: call.name, toolUseId: call.toolUseId });
-    const started = Date.now();
-    const outcome = await this.runUnlogged(call, log, signal);
-    const failed = outcome.status === 'error';
-    log.info('tool call finished', { status: outcome.status, durationMs: Date.now() - started });
-    const tool = this.tools.has(call.name) ? call.name : UNKNOWN_TOOL;
-    putToolMetrics(this.metrics, this.agent, tool, failed, requestId);
-    return outcome;
+  /** Returns the impact of tool `name`, or undefined when the agent has no such tool. */
+  impactOf(name: string): WorkerToolConfig['impact'] | undefined {
+    return this.tools.get(name)?.impact;
   }
 
-  private async runUnlogged(
-    call: ToolUse,
-    log: Logger,
-    signal?: AbortSignal,
-  ): Promise<ToolOutcome> {
+  /**
+   * Returns the error outcome of a call of an unknown tool or with invalid
+   * input, or undefined when the call may run.
+   */
+  check(call: ToolUse): ToolOutcome | undefined {
     const tool = this.tools.get(call.name);
     if (!tool) {
       const known = [...this.tools.keys()].join(', ') || 'none';
@@ -115,13 +100,48 @@ export class ToolRunner {
           'Correct the input to match the tool input schema and call the tool again.',
       );
     }
+    return undefined;
+  }
 
-    // NOTE: the ApprovalGate is not wired to the worker yet, so high-impact
-    // tools are always rejected instead of waiting for a person's decision.
-    if (tool.impact === 'high') {
+  /**
+   * Runs one call of task `requestId` and writes its metrics; rethrows only
+   * an abort, so the caller can stop the task. A high-impact tool runs only
+   * with `approvalId`, the id of the approval that the caller consumed for
+   * exactly this call.
+   */
+  async run(
+    call: ToolUse,
+    requestId: string,
+    logger: Logger,
+    signal?: AbortSignal,
+    approvalId?: string,
+  ): Promise<ToolOutcome> {
+    const log = logger.child({ tool: call.name, toolUseId: call.toolUseId, approvalId });
+    const started = Date.now();
+    const outcome = await this.runUnlogged(call, log, signal, approvalId);
+    const failed = outcome.status === 'error';
+    log.info('tool call finished', { status: outcome.status, durationMs: Date.now() - started });
+    const tool = this.tools.has(call.name) ? call.name : UNKNOWN_TOOL;
+    putToolMetrics(this.metrics, this.agent, tool, failed, requestId);
+    return outcome;
+  }
+
+  private async runUnlogged(
+    call: ToolUse,
+    log: Logger,
+    signal?: AbortSignal,
+    approvalId?: string,
+  ): Promise<ToolOutcome> {
+    const problem = this.check(call);
+    if (problem) return problem;
+    const tool = this.tools.get(call.name)!;
+
+    // The agent loop passes an approval id only after the ApprovalGate
+    // approved this call, and a worker without approval settings never does.
+    if (tool.impact === 'high' && approvalId === undefined) {
       return error(
         `Tool ${tool.name} has high impact and needs a person's approval before it runs, ` +
-          'but no approval mechanism is configured for this agent yet, so it was not run. ' +
+          'but no approval mechanism is configured for this agent, so it was not run. ' +
           'Tell the user that a person has to carry out this action.',
       );
     }
