@@ -72,6 +72,12 @@ export interface AuditRecord {
   readonly approver?: string;
   /** Guard layer of a guard verdict. */
   readonly layer?: GuardrailLayer | 'redaction';
+  /**
+   * True when `promptText` and `outputText` were left out, although full
+   * text is enabled, because the record would have exceeded the largest
+   * record Firehose accepts. The hashes are kept.
+   */
+  readonly textOmitted?: boolean;
 }
 
 /**
