@@ -75,8 +75,8 @@ export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
   {
     id: 'ignore-previous-instructions',
     source:
-      '(?:ignore|disregard|forget) (?:all |any )?(?:of )?(?:the |your )?(?:previous|prior|above|earlier|preceding|original|initial|system) ' +
-      '(?:instructions?|prompts?|rules|directives|guidelines|context)',
+      '(?:ignore|disregard|forget) (?:all |any )?(?:of )?(?:the |your )?(?:previous|prior|above|earlier|original|initial|system) ' +
+      '(?:instructions?|prompts?|rules|direct(?:ion|ive)s|guidelines|context)',
     description: 'tells the model to ignore, disregard or forget the instructions it was given',
   },
   {
@@ -130,7 +130,7 @@ export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
     id: 'reveal-system-prompt',
     source:
       '(?:reveal|show|print|output|repeat|leak|dump|disclose|tell|give|share) (?:me |us )?(?:all |back )?(?:of )?your ' +
-      '(?:full |exact |original )?(?:system (?:prompt|message|instructions)|hidden instructions)',
+      '(?:[a-z]+ )?(?:system (?:prompt|message|instructions)|hidden instructions)',
     description: 'asks the model to output its system prompt or hidden instructions',
   },
   {
@@ -166,10 +166,8 @@ export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
   },
   {
     id: 'claims-developer',
-    source:
-      "(?:i am|i'm) (?:your|the) (?:developer|creator|administrator|admin|owner|programmer)s?(?: and|,| so) " +
-      '(?:i |you )(?:order|command|authori[sz]e|instruct|must|will|need|have to|are)',
-    description: 'claims to be the developer or administrator of the model in order to give it orders',
+    source: "(?:i am|i'm|this is) your (?:developer|creator|administrator|admin|programmer|maker|owner)s?\\b",
+    description: 'claims to be the developer or administrator of the model, usually to give it orders',
   },
   {
     id: 'bypass-safety',
@@ -201,7 +199,7 @@ export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
   {
     id: 'note-to-ai',
     source:
-      '(?:note|message|instructions?|attention|important) (?:to|for) (?:the |any |all )?' +
+      '(?:(?:note|message|instructions?|important) (?:to|for) (?:the |any |all )?|attention )' +
       '(?:ai|llm|language model|chatbot|ai assistant|ai model|ai agent)s? ?[:,-]',
     description: 'text addressed to an AI that reads it, the usual form of indirect injection in documents and tool results',
   },
@@ -222,8 +220,8 @@ export const INJECTION_PATTERNS: readonly InjectionPattern[] = [
   {
     id: 'reveal-secrets',
     source:
-      '(?:reveal|print|show|output|dump|give|tell|leak|echo|share) (?:me |us )?(?:all )?(?:of )?your ' +
-      '(?:api keys?|secret keys?|access keys?|credentials|passwords|environment variables|env vars|secrets)',
+      '(?:reveal|print|show|output|dump|give|tell|leak|share) (?:me |us )?(?:all )?(?:of )?your (?:[a-z]+ )?' +
+      '(?:(?:api|secret|access) keys?|credentials|passwords|environment variables|env vars|secrets)',
     description: 'asks the model to output its API keys, credentials or environment variables',
   },
   {
