@@ -3,9 +3,13 @@
  * until the model ends its turn or a limit stops the task, then save the new
  * turns and return the output.
  */
+import { randomUUID } from 'crypto';
+import { NO_AUDIT, type AuditSink } from '../shared/audit';
 import { ConverseMessage, FINAL_ANSWER_TOOL, Usage, WorkerRuntimeConfig } from '../shared/contracts';
+import { InvalidRequestError, TimeoutError } from '../shared/errors';
 import { Logger } from '../shared/logger';
 import { MetricsWriter } from '../shared/metrics';
+import { ToolApprovals } from './approvals';
 import { TaskAbortedError, isAbortError } from './errors';
 import {
   FINAL_ANSWER_SPEC,
@@ -26,24 +30,31 @@ export const REPEATED_CALL_LIMIT = 3;
 /**
  * Why a task stopped: a Converse stop reason other than `tool_use`, such as
  * `end_turn`, `max_tokens` or `guardrail_intervened`, a call of the final
- * answer tool (`final_answer`), or one of the worker's own limits.
+ * answer tool (`final_answer`), a high-impact call that waits for a
+ * person's decision (`awaiting_approval`), or one of the worker's own limits.
  */
 export type StopReason =
   | 'end_turn'
   | 'final_answer'
+  | 'awaiting_approval'
   | 'max_iterations'
   | 'max_tokens_per_task'
   | 'repeated_tool_call'
   | 'timeout'
   | (string & {});
 
-/** One message to an agent, from an authenticated user. */
-export interface AgentTask {
+/**
+ * One message to an agent, from an authenticated user, or the resume of a
+ * session whose high-impact tool call waited for approval `resume`.
+ */
+export type AgentTask = {
   readonly requestId: string;
   readonly userId: string;
   readonly sessionId: string;
-  readonly message: string;
-}
+} & (
+  | { readonly message: string; readonly resume?: undefined }
+  | { readonly resume: string; readonly message?: undefined }
+);
 
 export interface AgentResult {
   readonly requestId: string;
@@ -65,6 +76,8 @@ export interface AgentResult {
   /** Tokens of all model calls of the task. */
   readonly usage: Usage;
   readonly toolCalls: number;
+  /** Id of the approval the task waits for, with stop reason `awaiting_approval`. */
+  readonly approvalId?: string;
 }
 
 export interface AgentLoopDeps {
@@ -78,6 +91,16 @@ export interface AgentLoopDeps {
    * @default - a MetricsWriter writing to stdout
    */
   readonly metrics?: MetricsWriter;
+  /**
+   * Where high-impact tool calls wait for a person's decision.
+   * @default - none, so every high-impact call is rejected
+   */
+  readonly approvals?: ToolApprovals;
+  /**
+   * Destination of the audit records of approvals and approved tool calls.
+   * @default NO_AUDIT
+   */
+  readonly audit?: AuditSink;
 }
 
 /** Serializes `value` with sorted object keys, so equal inputs compare equal. */
@@ -143,8 +166,16 @@ export async function runAgentTask(
   };
 
   const key = { agent: config.agent, userId: task.userId, sessionId: task.sessionId };
+  const audit = deps.audit ?? NO_AUDIT;
+  const approvalContext = { ...key, requestId: task.requestId };
+  if (task.resume !== undefined && deps.approvals === undefined) {
+    throw new InvalidRequestError(
+      `Agent ${config.agent} has no approval settings, so there is no approval ${task.resume} to resume; send a message instead.`,
+      task.requestId,
+    );
+  }
   const session = await memory.load(key);
-  const turns: ConverseMessage[] = [{ role: 'user', content: [{ text: task.message }] }];
+  const turns: ConverseMessage[] = [];
   const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
   const callCounts = new Map<string, number>();
   const specs = config.confidence
@@ -154,7 +185,39 @@ export async function runAgentTask(
   let toolCalls = 0;
   let stopReason: StopReason | undefined;
   let finalAnswer: FinalAnswer | undefined;
-  log.info('task started', { historyTurns: session.messages.length });
+  let pendingUse: ToolUse | undefined;
+  let approvalId: string | undefined;
+  log.info('task started', {
+    historyTurns: session.messages.length,
+    resume: task.resume,
+    pendingApprovalId: session.pendingApprovalId,
+  });
+
+  // A session whose last turn waits for approval first gets the results of
+  // that turn's calls, because Converse needs them before any new turn.
+  if (task.resume !== undefined || (session.pendingApprovalId !== undefined && deps.approvals)) {
+    try {
+      const answered = await deps.approvals!.answer(session, task.resume, approvalContext, tools, audit, log, taskSignal);
+      turns.push(answered.turn);
+      toolCalls += answered.toolCalls;
+    } catch (error) {
+      if (!isAbortError(error)) throw error;
+      throwIfCancelled();
+      throw new TimeoutError(
+        `Request ${task.requestId} ran past its timeout of ${limits.taskTimeoutSeconds} seconds while it ` +
+          'answered the calls that waited for approval; nothing was saved.',
+        task.requestId,
+        { cause: error },
+      );
+    }
+  } else if (session.pendingApprovalId !== undefined) {
+    const notRun = unansweredToolResults(
+      session.messages[session.messages.length - 1],
+      'the agent has no approval settings any more',
+    );
+    if (notRun) turns.push(notRun);
+  }
+  if (task.message !== undefined) turns.push({ role: 'user', content: [{ text: task.message }] });
 
   while (stopReason === undefined) {
     throwIfCancelled();
@@ -229,6 +292,14 @@ export async function runAgentTask(
         stopReason = 'repeated_tool_call';
         break;
       }
+      // No tool of the turn runs now: the next task on the session answers
+      // them all once the high-impact call is decided.
+      pendingUse = deps.approvals?.gatedUse(uses, tools);
+      if (pendingUse !== undefined) {
+        stopReason = 'awaiting_approval';
+        approvalId = randomUUID();
+        break;
+      }
       // A final answer without usable text is answered with the error, and
       // the model may call it again; the other tools of the turn run.
       const runUse = (use: ToolUse): Promise<ToolOutcome> =>
@@ -252,12 +323,17 @@ export async function runAgentTask(
     }
   }
 
-  const unanswered = unansweredToolResults(
-    turns[turns.length - 1],
-    describeStop(stopReason, limits),
-  );
+  const unanswered =
+    stopReason === 'awaiting_approval'
+      ? undefined
+      : unansweredToolResults(turns[turns.length - 1], describeStop(stopReason, limits));
   if (unanswered) turns.push(unanswered);
-  await memory.append(key, session.nextSeq, turns, task.requestId);
+  // The turns are saved before the request exists, so a request that fails
+  // to be stored leaves a session whose next message reports the call as not run.
+  await memory.append(key, session.nextSeq, turns, task.requestId, { pendingApprovalId: approvalId });
+  if (pendingUse !== undefined && approvalId !== undefined) {
+    await deps.approvals!.request(approvalId, pendingUse, approvalContext, audit, log);
+  }
 
   const lastAssistant = [...turns].reverse().find((turn) => turn.role === 'assistant');
   const result: AgentResult = {
@@ -269,6 +345,7 @@ export async function runAgentTask(
     iterations,
     usage,
     toolCalls,
+    approvalId,
   };
   if (finalAnswer?.confidenceProblem !== undefined) {
     log.warn('final answer confidence is invalid, so no Confidence metric was written', {
@@ -278,6 +355,7 @@ export async function runAgentTask(
   }
   log.info('task finished', {
     stopReason,
+    approvalId,
     confidence: result.confidence,
     iterations,
     toolCalls,

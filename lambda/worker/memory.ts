@@ -24,6 +24,17 @@ export interface SessionKey {
 export interface LoadedSession {
   readonly messages: ConverseMessage[];
   readonly nextSeq: number;
+  /**
+   * Id of the approval that the last turn waits for: the turn is an
+   * assistant turn whose high-impact toolUse has no result yet.
+   */
+  readonly pendingApprovalId?: string;
+}
+
+/** Options of {@link SessionMemory.append}. */
+export interface AppendOptions {
+  /** Marks the last appended turn as waiting for this approval. */
+  readonly pendingApprovalId?: string;
 }
 
 /** Stores and loads the turns of a session. */
@@ -34,6 +45,7 @@ export interface SessionMemory {
     firstSeq: number,
     messages: ConverseMessage[],
     requestId: string,
+    options?: AppendOptions,
   ): Promise<void>;
 }
 
@@ -73,6 +85,7 @@ export class DynamoSessionMemory implements SessionMemory {
     const now = this.nowSeconds();
     const messages: ConverseMessage[] = [];
     let lastSeq = -1;
+    let pendingApprovalId: string | undefined;
     let startKey: Record<string, unknown> | undefined;
 
     // Expired items are read too: DynamoDB deletes them only some time after
@@ -92,11 +105,14 @@ export class DynamoSessionMemory implements SessionMemory {
         lastSeq = Math.max(lastSeq, Number(String(item.sk).slice(SK_PREFIX.length)));
         if (typeof item.expiresAt !== 'number' || item.expiresAt <= now) continue;
         messages.push({ role: item.role, content: JSON.parse(item.content) });
+        pendingApprovalId = typeof item.approvalId === 'string' ? item.approvalId : undefined;
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
 
-    return { messages, nextSeq: lastSeq + 1 };
+    return pendingApprovalId === undefined
+      ? { messages, nextSeq: lastSeq + 1 }
+      : { messages, nextSeq: lastSeq + 1, pendingApprovalId };
   }
 
   /**
@@ -109,6 +125,7 @@ export class DynamoSessionMemory implements SessionMemory {
     firstSeq: number,
     messages: ConverseMessage[],
     requestId: string,
+    options: AppendOptions = {},
   ): Promise<void> {
     const now = this.nowSeconds();
     const expiresAt = now + this.ttlDays * SECONDS_PER_DAY;
@@ -124,6 +141,9 @@ export class DynamoSessionMemory implements SessionMemory {
       content: JSON.stringify(message.content),
       requestId,
       createdAt: new Date(now * 1000).toISOString(),
+      ...(index === messages.length - 1 && options.pendingApprovalId !== undefined
+        ? { approvalId: options.pendingApprovalId }
+        : {}),
     }));
 
     for (let i = 0; i < items.length; i += MAX_TRANSACTION_ITEMS) {
