@@ -38,11 +38,16 @@ export interface RealtimeServerDeps {
   readonly logger: Logger;
 }
 
-/** Body of `POST /agents/<name>/invoke`. */
-export interface InvokeRequest {
-  readonly message: string;
-  readonly sessionId?: string;
-}
+/**
+ * Body of `POST /agents/<name>/invoke`: a message, or the resume of a
+ * session whose high-impact tool call waited for approval `resume`.
+ */
+export type InvokeRequest =
+  | { readonly message: string; readonly sessionId?: string; readonly resume?: undefined }
+  | { readonly resume: string; readonly sessionId: string; readonly message?: undefined };
+
+/** Approval ids are UUIDs, which the worker generates. */
+const APPROVAL_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Validates the parsed body of an invoke request. */
 export function parseInvokeRequest(text: string, requestId: string): InvokeRequest {
@@ -61,14 +66,15 @@ export function parseInvokeRequest(text: string, requestId: string): InvokeReque
       requestId,
     );
   }
-  const { message, sessionId, ...rest } = body as Record<string, unknown>;
+  const { message, sessionId, resume, ...rest } = body as Record<string, unknown>;
   const unknownFields = Object.keys(rest);
   if (unknownFields.length > 0) {
     throw new InvalidRequestError(
-      `Unknown field(s) ${unknownFields.join(', ')}; the body accepts only message and sessionId.`,
+      `Unknown field(s) ${unknownFields.join(', ')}; the body accepts only message, sessionId and resume.`,
       requestId,
     );
   }
+  if (resume !== undefined) return parseResume(resume, message, sessionId, requestId);
   if (typeof message !== 'string' || message.trim() === '') {
     throw new InvalidRequestError(
       "Field message is missing or empty; send the user's text as a string.",
@@ -85,6 +91,28 @@ export function parseInvokeRequest(text: string, requestId: string): InvokeReque
     );
   }
   return { message, sessionId };
+}
+
+function parseResume(resume: unknown, message: unknown, sessionId: unknown, requestId: string): InvokeRequest {
+  if (typeof resume !== 'string' || !APPROVAL_ID_PATTERN.test(resume)) {
+    throw new InvalidRequestError(
+      'Field resume must be the approvalId that a response with stopReason awaiting_approval returned.',
+      requestId,
+    );
+  }
+  if (message !== undefined) {
+    throw new InvalidRequestError(
+      'Send either message or resume, not both; resume the session first, then send the message.',
+      requestId,
+    );
+  }
+  if (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId)) {
+    throw new InvalidRequestError(
+      'Field sessionId is required with resume; send the sessionId of the session that waits for the approval.',
+      requestId,
+    );
+  }
+  return { resume, sessionId };
 }
 
 /** Reads the body, rejecting it as soon as it grows past `maxBytes`. */
@@ -174,7 +202,10 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
       if (!res.writableFinished) cancel.abort();
     });
     const sessionId = input.sessionId ?? randomUUID();
-    const task = { requestId, userId, sessionId, message: input.message };
+    const task: AgentTask =
+      input.resume === undefined
+        ? { requestId, userId, sessionId, message: input.message }
+        : { requestId, userId, sessionId, resume: input.resume };
     if (acceptsStream(req.headers)) {
       await streamTaskResponse(res, task, (listener) =>
         deps.runTask(task, cancel.signal, listener),
@@ -189,6 +220,7 @@ export function createRealtimeServer(deps: RealtimeServerDeps): Server {
       confidence: result.confidence,
       iterations: result.iterations,
       usage: result.usage,
+      approvalId: result.approvalId,
       requestId,
     });
   }

@@ -10,7 +10,8 @@
  * - `toolUse` with `name` and `toolUseId`, when the model requests a tool,
  *   before the tool runs.
  * - `done` with `sessionId`, `output`, `stopReason`, `confidence` (only
- *   after a final answer with a valid confidence), `iterations`, `usage` and
+ *   after a final answer with a valid confidence), `iterations`, `usage`,
+ *   `approvalId` (only with stop reason `awaiting_approval`) and
  *   `requestId`, the same fields as the JSON body, as the last line.
  * - `error` with `error.name`, `error.message` and `error.requestId`, as the
  *   last line instead of `done` when the task failed after the stream began.
@@ -38,6 +39,7 @@ export type RealtimeStreamEvent =
       readonly confidence?: number;
       readonly iterations: number;
       readonly usage: Usage;
+      readonly approvalId?: string;
       readonly requestId: string;
     }
   | {
@@ -100,6 +102,7 @@ export async function streamTaskResponse(
       confidence: result.confidence,
       iterations: result.iterations,
       usage: result.usage,
+      approvalId: result.approvalId,
       requestId: task.requestId,
     });
   } catch (caught) {

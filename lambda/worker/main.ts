@@ -5,11 +5,15 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ApprovalStore } from '../shared/approvals';
+import { NO_AUDIT } from '../shared/audit';
 import { Logger } from '../shared/logger';
 import { MetricsWriter } from '../shared/metrics';
 import { AgentLoopDeps, AgentTask, runAgentTask } from './agent-loop';
+import { ToolApprovals } from './approvals';
 import { createAuthenticator } from '../shared/auth-factory';
 import { exitAfterOutputDrains } from './exit';
 import { startRealtimeServer } from './http-server';
@@ -57,6 +61,18 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
     memory: new DynamoSessionMemory(dynamodb, settings.memoryTable, config.memoryTtlDays),
     logger,
     metrics,
+    approvals:
+      config.approvals &&
+      new ToolApprovals({
+        store: new ApprovalStore({ client: dynamodb, table: config.approvals.table }),
+        sns: new SNSClient({}),
+        topicArn: config.approvals.topicArn,
+        expirySeconds: config.approvals.expirySeconds,
+        queueUrl: settings.queueUrl,
+      }),
+    // NOTE: the worker has no audit log sink yet, so approval decisions
+    // and approved tool calls are recorded only in the approvals table.
+    audit: NO_AUDIT,
   };
   const runTask = (task: AgentTask, signal: AbortSignal, listener?: ModelStreamListener) =>
     runAgentTask(task, deps, signal, listener);

@@ -23,12 +23,14 @@ import { TaskAbortedError, isAbortError } from './errors';
 import { SESSION_ID_PATTERN } from './memory';
 import { TaskProtection } from './task-protection';
 
-/** Body of a task message, written by the producer that owns the user identity. */
-export interface TaskMessage {
-  readonly message: string;
-  readonly sessionId?: string;
-  readonly userId: string;
-}
+/**
+ * Body of a task message, written by the producer that owns the user
+ * identity, or a continuation message `{ resume, sessionId, userId }` that
+ * the ApprovalGate sends after a high-impact call was decided or expired.
+ */
+export type TaskMessage =
+  | { readonly message: string; readonly sessionId?: string; readonly userId: string; readonly resume?: undefined }
+  | { readonly resume: string; readonly sessionId: string; readonly userId: string; readonly message?: undefined };
 
 export interface QueueConsumerOptions {
   readonly sqs: SQSClient;
@@ -92,8 +94,8 @@ export function parseTaskMessage(body: string | undefined, maxBytes: number): Ta
   }
   if (!value || typeof value !== 'object' || Array.isArray(value))
     return 'the body is not a JSON object';
-  const { message, sessionId, userId } = value as Record<string, unknown>;
-  if (typeof message !== 'string' || message.trim() === '')
+  const { message, sessionId, userId, resume } = value as Record<string, unknown>;
+  if (resume === undefined && (typeof message !== 'string' || message.trim() === ''))
     return 'field message is missing or empty';
   if (typeof userId !== 'string' || userId === '' || userId.length > 256) {
     return 'field userId must be a string of 1 to 256 characters';
@@ -104,7 +106,13 @@ export function parseTaskMessage(body: string | undefined, maxBytes: number): Ta
   ) {
     return 'field sessionId must be 1 to 128 letters, digits, _ or -';
   }
-  return { message, sessionId, userId };
+  if (resume === undefined) return { message: message as string, sessionId, userId };
+  if (typeof resume !== 'string' || resume === '' || resume.length > 64) {
+    return 'field resume must be an approval id of 1 to 64 characters';
+  }
+  if (message !== undefined) return 'a continuation message has resume and no message';
+  if (sessionId === undefined) return 'field sessionId is required with resume';
+  return { resume, sessionId, userId };
 }
 
 /** Receives and processes task messages until {@link QueueConsumer.stop} is called. */
@@ -225,21 +233,20 @@ export class QueueConsumer {
         await this.returnToQueue(receipt, log);
         return;
       }
-      const result = await this.options.runTask(
-        {
-          requestId,
-          userId: task.userId,
-          sessionId: task.sessionId ?? randomUUID(),
-          message: task.message,
-        },
-        cancel.signal,
-      );
+      const sessionId = task.sessionId ?? randomUUID();
+      const agentTask: AgentTask =
+        task.resume === undefined
+          ? { requestId, userId: task.userId, sessionId, message: task.message }
+          : { requestId, userId: task.userId, sessionId, resume: task.resume };
+      const result = await this.options.runTask(agentTask, cancel.signal);
       clearInterval(heartbeat);
       // NOTE: the output is stored only in the session's memory. No result
       // queue or callback notifies the producer that the task finished.
       log.info('task finished for message', {
         session: result.sessionId,
         stopReason: result.stopReason,
+        approvalId: result.approvalId,
+        resume: task.resume,
       });
       await this.delete(receipt, log);
     } catch (error) {

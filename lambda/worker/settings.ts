@@ -121,6 +121,15 @@ const configSchema = {
     auth: authSchema,
     concurrency: positive,
     confidence: { type: 'boolean' },
+    approvals: {
+      type: 'object',
+      required: ['table', 'topicArn', 'expirySeconds'],
+      properties: {
+        table: { type: 'string', minLength: 1 },
+        topicArn: { type: 'string', pattern: '^arn:aws[a-z-]*:sns:' },
+        expirySeconds: positive,
+      },
+    },
   },
 };
 
