@@ -2,6 +2,7 @@ export * from './agent-stack';
 export * from './config';
 export * from '../constructs/agent-endpoint';
 export * from '../constructs/agent-feedback';
+export * from '../constructs/agent-firewall';
 export * from '../constructs/agent-memory';
 export * from '../constructs/agent-network';
 export * from '../constructs/agent-observability';
@@ -12,6 +13,13 @@ export * from '../constructs/gateway-guardrail-settings';
 export * from '../constructs/model-gateway';
 export * from '../constructs/model-prices';
 export * from '../constructs/token-budget';
+export {
+  INJECTION_PATTERNS,
+  checkWafRegexSubset,
+  findInjection,
+  normalizeForInspection,
+  type InjectionPattern,
+} from '../lambda/shared/injection-patterns';
 export type {
   AgentBudgetConfig,
   FeedbackRuntimeConfig,
