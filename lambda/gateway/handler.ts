@@ -16,8 +16,10 @@ import {
   type GatewayServices,
   type GatewayStep,
 } from './pipeline';
+import { flushAudit } from './audit';
 import { putOutcomeMetric } from './failover-report';
 import { putGuardBlockedMetric } from './guardrail';
+import { auditModelCallStep } from './steps/audit';
 import { budgetStep } from './steps/budget';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
@@ -36,6 +38,7 @@ export const DEFAULT_GATEWAY_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
   budgetStep,
+  auditModelCallStep,
   invokeModelStep,
   respondStep,
 ];
@@ -210,6 +213,10 @@ export function createGatewayHandler(options: GatewayHandlerOptions): GatewayHan
       }
       logger.error('Gateway request failed with an unexpected error', {}, error);
       throw error;
+    } finally {
+      // Lambda may freeze the environment once the handler returns, so the
+      // records of this request are delivered first.
+      await flushAudit(services, logger);
     }
   };
 }

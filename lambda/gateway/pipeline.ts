@@ -8,6 +8,7 @@ import type {
   ModelTarget,
   Usage,
 } from '../shared/contracts';
+import type { AuditSink } from '../shared/audit';
 import type { Logger } from '../shared/logger';
 import type { MetricsWriter } from '../shared/metrics';
 import type { BudgetLedger, Reservation } from './budget/ledger';
@@ -45,6 +46,14 @@ export interface GatewayServices {
   readonly budget?: BudgetLedger;
   /** Agent suspensions in the ledger table, set when the configuration has `budget`. */
   readonly suspensions?: SuspensionStore;
+  /**
+   * Destination of the gateway's audit records: model calls, budget
+   * rejections and guard verdicts. The handlers flush it before a response
+   * completes. NO_AUDIT when the function has no audit stream.
+   */
+  readonly audit: AuditSink;
+  /** Keep prompt and output text in audit records, beside their hashes. */
+  readonly auditFullText: boolean;
 }
 
 /**

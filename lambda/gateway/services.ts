@@ -1,4 +1,6 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { AuditSink } from '../shared/audit';
+import { createAuditSinkFromEnv } from '../shared/audit-firehose';
 import type { GatewayRuntimeConfig } from '../shared/contracts';
 import { MetricsWriter } from '../shared/metrics';
 import { cacheClientsByRegion, createBedrockClient, type ClientForRegion } from './bedrock-client';
@@ -57,6 +59,17 @@ export interface GatewayServicesOptions {
    * @default DEFAULT_SUSPENSION_CACHE_MS
    */
   readonly suspensionCacheMs?: number;
+  /**
+   * Destination of audit records.
+   * @default - createAuditSinkFromEnv(): a Firehose sink on the stream named
+   * by AGENT_AUDIT_STREAM, or NO_AUDIT when it is unset
+   */
+  readonly audit?: AuditSink;
+  /**
+   * Keep prompt and output text in audit records.
+   * @default - AGENT_AUDIT_FULL_TEXT is `true` when `audit` is not set, false when it is
+   */
+  readonly auditFullText?: boolean;
 }
 
 /**
@@ -116,5 +129,8 @@ export function createGatewayServices(
           now,
           cacheTtlMs: options.suspensionCacheMs,
         });
-  return { config, clientForRegion, clientSettings, breaker, metrics, now, budget, suspensions };
+  const fromEnv = options.audit === undefined ? createAuditSinkFromEnv() : undefined;
+  const audit = options.audit ?? fromEnv!.sink;
+  const auditFullText = options.auditFullText ?? fromEnv?.fullText ?? false;
+  return { config, clientForRegion, clientSettings, breaker, metrics, now, budget, suspensions, audit, auditFullText };
 }

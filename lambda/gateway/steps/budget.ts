@@ -1,16 +1,18 @@
 import type { ModelTarget, Usage } from '../../shared/contracts';
 import type { Logger } from '../../shared/logger';
-import { BudgetUnavailableError } from '../../shared/errors';
+import { AgentStackError, BudgetUnavailableError } from '../../shared/errors';
 import type { SettlementHandle } from '../budget/items';
 import { estimateInputTokens, priceCall, priceOf, worstCasePriceUsd } from '../budget/pricing';
 import { suspendedError } from '../budget/suspension';
 import { AGENT_METRICS } from '../../shared/metric-catalog';
+import { budgetReason, recordBudgetDecision } from '../audit';
 import { callUsageOf } from '../call-metrics';
 import {
   requireField,
   type GatewayContext,
   type GatewayServices,
   type GatewayStep,
+  type ResolvedGatewayRequest,
 } from '../pipeline';
 import type { StreamGatewayContext } from '../stream/stream-step';
 import type { StreamUsageRecorder } from '../stream/usage';
@@ -78,7 +80,8 @@ const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
  * failed read raises BudgetUnavailableError, unless the budget fails open,
  * in which case the call is served and the failure logged.
  */
-async function rejectIfSuspended(context: GatewayContext, agent: string): Promise<void> {
+async function rejectIfSuspended(context: GatewayContext, request: ResolvedGatewayRequest): Promise<void> {
+  const { agent } = request;
   const { suspensions, config } = context.services;
   if (suspensions === undefined) {
     return;
@@ -98,6 +101,7 @@ async function rejectIfSuspended(context: GatewayContext, agent: string): Promis
       );
     }
     context.logger.error('Reading the agent suspension failed; serving the call', { agent }, error);
+    recordBudgetDecision(context, request, 'allowed', 'suspension read failed, so served because the budget fails open');
     return;
   }
   if (suspension !== undefined) {
@@ -117,7 +121,9 @@ async function rejectIfSuspended(context: GatewayContext, agent: string): Promis
  * divided by four) plus `maxTokens`, priced at the route's most expensive
  * target. A streamed call settles through the stream's usage recorder
  * instead (see createBudgetUsageRecorder), so this step settles it only
- * when no content was generated.
+ * when no content was generated. Each rejection, and each call served
+ * without a reservation because the budget fails open, gets a `budget`
+ * audit record.
  */
 export const budgetStep: GatewayStep = {
   name: 'budget',
@@ -129,21 +135,29 @@ export const budgetStep: GatewayStep = {
     }
     const request = requireField(context, 'request', this.name);
     const route = requireField(context, 'route', this.name);
-    // Checked before the reservation, so that a suspended agent writes nothing to the ledger.
-    await rejectIfSuspended(context, request.agent);
     const estimatedInputTokens = estimateInputTokens(request);
-    context.reservation = await ledger.reserve(
-      {
-        requestId: context.requestId,
-        agent: request.agent,
-        userId: request.userId,
-        estimatedInputTokens,
-        maxTokens: request.maxTokens,
-        priceUsd: worstCasePriceUsd(config.budget.prices, route, estimatedInputTokens, request.maxTokens),
-      },
-      context.logger,
-    );
+    try {
+      // Checked before the reservation, so that a suspended agent writes nothing to the ledger.
+      await rejectIfSuspended(context, request);
+      context.reservation = await ledger.reserve(
+        {
+          requestId: context.requestId,
+          agent: request.agent,
+          userId: request.userId,
+          estimatedInputTokens,
+          maxTokens: request.maxTokens,
+          priceUsd: worstCasePriceUsd(config.budget.prices, route, estimatedInputTokens, request.maxTokens),
+        },
+        context.logger,
+      );
+    } catch (error) {
+      if (error instanceof AgentStackError) {
+        recordBudgetDecision(context, request, 'rejected', budgetReason(error));
+      }
+      throw error;
+    }
     if (!context.reservation.guarded) {
+      recordBudgetDecision(context, request, 'allowed', 'ledger unreachable, so served without a reservation because the budget fails open');
       await next();
       return;
     }

@@ -13,10 +13,12 @@ import {
   type GatewayHandlerOptions,
   type GatewayLambdaContext,
 } from '../handler';
+import { flushAudit } from '../audit';
 import { putOutcomeMetric } from '../failover-report';
 import { putGuardBlockedMetric } from '../guardrail';
 import { runSteps, type GatewayServices, type GatewayStep } from '../pipeline';
 import { createGatewayServices } from '../services';
+import { auditModelCallStep } from '../steps/audit';
 import { budgetStep, createBudgetUsageRecorder } from '../steps/budget';
 import { resolveRouteStep } from '../steps/route';
 import { validateStep } from '../steps/validate';
@@ -37,6 +39,7 @@ export const DEFAULT_STREAM_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
   budgetStep,
+  auditModelCallStep,
 ];
 
 /** Streams one gateway request to `writable` as newline-delimited JSON events. */
@@ -198,6 +201,9 @@ export async function streamGatewayRequest(
     const usage = writer.hasStarted ? context.streamUsage?.usage : undefined;
     await writer.write({ type: 'error', requestId, error: errorBodyOf(error), usage });
   }
+  // After the last event, so that the reader is not kept waiting, and before
+  // the end, so that Lambda does not freeze the environment with records queued.
+  await flushAudit(services, logger);
   await writer.end();
 }
 
