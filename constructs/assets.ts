@@ -22,11 +22,11 @@ function packageRoot(): string {
 }
 
 /**
- * Returns the folder of a pre-bundled runtime asset (`gateway`, `kill-switch`, `feedback`, `worker`).
+ * Returns the folder of a pre-bundled runtime asset (`gateway`, `kill-switch`, `feedback`, `approval`, `worker`).
  * The package ships them bundled, so an app needs neither esbuild nor Docker
  * to synthesize.
  */
-export function bundledAssetPath(name: 'gateway' | 'kill-switch' | 'feedback' | 'worker'): string {
+export function bundledAssetPath(name: 'gateway' | 'kill-switch' | 'feedback' | 'approval' | 'worker'): string {
   const dir = path.join(packageRoot(), 'dist', 'assets', name);
   if (!fs.existsSync(path.join(dir, 'index.js'))) {
     throw new Error(`Missing bundled asset ${dir}/index.js; run "npm run bundle" in ${packageRoot()}.`);

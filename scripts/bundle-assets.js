@@ -15,6 +15,7 @@ const assets = [
   { name: 'gateway', entry: 'lambda/gateway/index.ts' },
   { name: 'kill-switch', entry: 'lambda/kill-switch/index.ts' },
   { name: 'feedback', entry: 'lambda/feedback/index.ts' },
+  { name: 'approval', entry: 'lambda/approval/index.ts' },
   { name: 'worker', entry: 'lambda/worker/main.ts', extra: ['lambda/worker/Dockerfile'] },
   // The operator command runs on the operator's machine, which the package allows to be Node.js 20.
   { name: 'admin', entry: 'bin/agent-stack-admin.ts', target: 'node20', executable: true },
