@@ -77,10 +77,9 @@ const ACCESS_KEY_ID = '(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}';
 const SECRET_KEY = '(?<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])';
 
 /**
- * The rules, checked in this order. Every part of a match outside an
- * unbounded token is bounded, so that a match other than a PEM block or a
- * token spans at most {@link MAX_BOUNDED_MATCH_CHARS} characters, which the
- * stream redactor relies on.
+ * The rules, checked in this order. Only a PEM block and a card number may
+ * contain whitespace, which the stream redactor relies on. Everything a
+ * match needs before its secret fits in {@link STREAM_CONTEXT_CHARS}.
  */
 const RULES: readonly SecretRule[] = [
   {
@@ -133,14 +132,6 @@ const RULES: readonly SecretRule[] = [
     accept: isPaymentCardNumber,
   },
 ];
-
-/**
- * Upper bound on a match, with its lookbehind and lookahead characters, of
- * every rule except the PEM block and the token rules. The longest is the
- * named secret key: 21 characters of name, 14 of quotes and separators, 40 of
- * key and one character on each side, 77 in all.
- */
-export const MAX_BOUNDED_MATCH_CHARS = 96;
 
 /**
  * Checks `secret` against the Luhn checksum and the first digits of the
@@ -235,17 +226,25 @@ export function redactSecrets(text: string): RedactionResult {
 }
 
 /**
- * Characters the stream redactor holds back from the end of what it has
- * received, so that a bounded match still arriving is never cut in two.
- */
-export const STREAM_HOLD_CHARS = 128;
-
-/**
  * Characters of text already emitted that the stream redactor keeps as
- * context, so that a name before a secret (`secret_key=`, `Bearer `) and the
- * lookbehind of every rule still see the text before the cut.
+ * context. A rule then still sees what it matches before a secret, such as
+ * `secret_key=`, `Bearer ` or an access key id before its secret key, and
+ * every lookbehind sees the text before the cut. The longest is the named
+ * secret key, with 36 characters of name, quotes, separators and lookbehind.
  */
 export const STREAM_CONTEXT_CHARS = 64;
+
+/** Characters of a PEM private key header at most: `-----BEGIN `, three words of 20 and `PRIVATE KEY BLOCK-----`. */
+const MAX_PEM_HEADER_CHARS = 96;
+
+/** A PEM header cut short at the end of the text, such as `-----BEGIN RSA PRIV`. */
+const PARTIAL_PEM_HEADER = /-{1,5}(?:B(?:E(?:G(?:I(?:N(?: [A-Z0-9 ]*-{0,5})?)?)?)?)?)?$/;
+
+/** Digits of a card number at most; a longer run of digits is never one. */
+const MAX_CARD_DIGITS = 19;
+
+/** Digits with single spaces or dashes between them, at the end of the text, perhaps with a separator last. */
+const TRAILING_DIGITS = /[0-9](?:[ -]?[0-9])*[ -]?$/;
 
 const WHITESPACE = /\s/;
 
@@ -256,12 +255,13 @@ const WHITESPACE = /\s/;
  *
  * It emits text only up to a cut that no secret can cross:
  *
- * 1. The cut is at least {@link STREAM_HOLD_CHARS} before the end of what
- *    arrived, which covers every match bounded in length.
- * 2. The cut is right after a whitespace character, so the last run of
- *    non-whitespace, where a token of unbounded length may still grow, is
- *    held until whitespace ends it.
- * 3. The cut is never inside a secret found in the text held, and a PEM block
+ * 1. The cut is right after a whitespace character, so the last run of
+ *    non-whitespace, where a token may still grow, is held until whitespace
+ *    ends it. Every secret other than a PEM block and a card number is such
+ *    a run, and what a rule matches before the secret stays in the context.
+ * 2. The cut is before digits at the end that could still become a card
+ *    number, and before the start of a PEM header cut short at the end.
+ * 3. The cut is never inside a secret found in the text held. A PEM block
  *    without its END line reaches to the end, so it is held whole.
  *
  * The held text is emitted by {@link flush} at the end of the block. A run
@@ -283,14 +283,16 @@ export class StreamRedactor {
   /** Adds `text` and returns the redacted text that can be emitted now, possibly empty. */
   push(text: string): string {
     this.pending += text;
-    let cut = this.lastBoundaryAtOrBefore(this.pending.length - STREAM_HOLD_CHARS);
+    let cut = this.lastBoundaryAtOrBefore(this.partialSecretStart());
     if (cut <= 0) {
       return '';
     }
     const spans = this.pendingSpans();
     for (let previous = -1; cut !== previous && cut > 0; ) {
       previous = cut;
-      const crossing = spans.find((span) => span.start < cut && span.end > cut);
+      // A secret that reaches the end of the text held may still grow.
+      const end = this.pending.length;
+      const crossing = spans.find((span) => span.start < cut && (span.end > cut || span.end === end));
       cut = this.lastBoundaryAtOrBefore(crossing === undefined ? cut : crossing.start);
     }
     if (cut <= 0) {
@@ -304,6 +306,24 @@ export class StreamRedactor {
     const out = this.emit(this.pending.length, this.pendingSpans());
     this.context = '';
     return out;
+  }
+
+  /**
+   * Returns the offset in `pending` of the earliest partial secret that
+   * contains whitespace: trailing digits of at most a card's length, or a
+   * PEM header cut short. Returns the length of `pending` when there is none.
+   */
+  private partialSecretStart(): number {
+    let start = this.pending.length;
+    const digits = TRAILING_DIGITS.exec(this.pending.slice(-2 * MAX_CARD_DIGITS - 1));
+    if (digits !== null && digits[0].replace(/[ -]/g, '').length <= MAX_CARD_DIGITS) {
+      start = this.pending.length - digits[0].length;
+    }
+    const header = PARTIAL_PEM_HEADER.exec(this.pending.slice(-MAX_PEM_HEADER_CHARS));
+    if (header !== null) {
+      start = Math.min(start, this.pending.length - header[0].length);
+    }
+    return start;
   }
 
   /** Finds the secrets of the held text, with offsets into `pending`. */
