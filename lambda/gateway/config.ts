@@ -9,6 +9,7 @@ const targetSchema = z.strictObject({
 const agentSchema = z.strictObject({
   route: z.array(targetSchema).min(1, 'must list at least one target'),
   maxTokensPerCall: z.number().int().positive(),
+  toolResultChecks: z.strictObject({ trustedTools: z.array(z.string().min(1)).optional() }).optional(),
 });
 
 const positiveMs = z.number().int().positive();

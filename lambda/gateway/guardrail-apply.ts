@@ -56,16 +56,22 @@ export interface ApplyGuardrailOptions {
 }
 
 /** Acts on the content in a way that stops it, which is every action but NONE and ANONYMIZED. */
-function blocks(entry: { action?: string }): boolean {
+export function blocks(entry: { action?: string }): boolean {
   return entry.action !== undefined && entry.action !== 'NONE' && entry.action !== 'ANONYMIZED';
 }
 
-function masks(entry: { action?: string }): boolean {
+/** Masks the content, which is the ANONYMIZED action of a sensitive information policy. */
+export function masks(entry: { action?: string }): boolean {
   return entry.action === 'ANONYMIZED';
 }
 
-async function sendApplyGuardrail(
-  options: ApplyGuardrailOptions,
+/**
+ * Sends one ApplyGuardrail call with each text as a content block. A failure
+ * raises ModelCallError with code GuardrailCheckFailed, unless `signal`
+ * aborted the call, in which case the SDK's error is raised unchanged.
+ */
+export async function sendApplyGuardrail(
+  options: Omit<ApplyGuardrailOptions, 'acceptMasked'>,
 ): Promise<ApplyGuardrailCommandOutput> {
   const { client, guardrail, source, texts, target, requestId, signal } = options;
   const command = new ApplyGuardrailCommand({

@@ -5,7 +5,6 @@ import type {
 } from '@aws-sdk/client-bedrock-runtime';
 import type { GatewayGuardrail, ModelTarget } from '../shared/contracts';
 import { GuardrailBlockedError, type GuardrailLayer } from '../shared/errors';
-import type { MetricsWriter } from '../shared/metrics';
 
 /** Stop reason of a Converse response in which the guardrail intervened. */
 export const GUARDRAIL_INTERVENED = 'guardrail_intervened';
@@ -145,23 +144,5 @@ export function guardrailBlockedError(
     requestId,
     layer,
     policy,
-  );
-}
-
-/**
- * Writes the metric GuardBlocked (Count) with dimensions Agent and Layer for
- * a request that `error` ended. A GuardrailBlockedError never fails over and
- * always ends its request, so the handlers write this once per block.
- */
-export function putGuardBlockedMetric(
-  metrics: MetricsWriter,
-  agent: string,
-  error: GuardrailBlockedError,
-  requestId: string,
-): void {
-  metrics.put(
-    { Agent: agent, Layer: error.layer },
-    { GuardBlocked: { value: 1, unit: 'Count' } },
-    { requestId, policy: error.policy },
   );
 }

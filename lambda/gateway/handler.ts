@@ -18,9 +18,11 @@ import {
 } from './pipeline';
 import { flushAudit } from './audit';
 import { putOutcomeMetric } from './failover-report';
-import { putGuardBlockedMetric } from './guardrail';
+import { recordGuardBlock } from './guard-verdicts';
+import { redactOutputStep } from './output-redaction';
 import { auditModelCallStep } from './steps/audit';
 import { budgetStep } from './steps/budget';
+import { inputGuardStep } from './steps/input-guard';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
 import { resolveRouteStep } from './steps/route';
@@ -37,9 +39,11 @@ export const RESPONSE_MARGIN_MS = 1_000;
 export const DEFAULT_GATEWAY_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
+  inputGuardStep,
   budgetStep,
   auditModelCallStep,
   invokeModelStep,
+  redactOutputStep,
   respondStep,
 ];
 
@@ -96,7 +100,7 @@ function logOutcome(context: GatewayContext, startedAt: number, error?: AgentSta
   const outcome = error === undefined ? 'success' : error.name;
   // A block happens after validation, so the request and its agent are known.
   if (error instanceof GuardrailBlockedError && request !== undefined) {
-    putGuardBlockedMetric(context.services.metrics, request.agent, error, context.requestId);
+    recordGuardBlock(context, request, error);
   }
   putOutcomeMetric({
     metrics: context.services.metrics,

@@ -82,6 +82,24 @@ export interface GatewayAgentConfig {
   readonly route: ModelTarget[];
   /** Ceiling for `maxTokens` on one model call. */
   readonly maxTokensPerCall: number;
+  /**
+   * Checks of tool results before they go back to the model: the
+   * prompt-injection patterns, and ApplyGuardrail when a guardrail is set.
+   * Without it no tool result is checked. The ModelGateway construct sets
+   * it for every agent unless the agent turns the checks off.
+   */
+  readonly toolResultChecks?: ToolResultChecks;
+}
+
+/** Selection of the tool results that the gateway checks for instructions from outside data. */
+export interface ToolResultChecks {
+  /**
+   * Tools whose results are not checked, because they return only data the
+   * stack controls. Every other result is checked, also one whose tool use
+   * the request does not contain.
+   * @default - none: every tool result is checked
+   */
+  readonly trustedTools?: string[];
 }
 
 /**

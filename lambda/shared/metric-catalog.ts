@@ -171,7 +171,9 @@ export const AGENT_METRICS = {
     unit: 'Count',
     dimensions: ['Agent', 'Layer'],
     emittedBy: 'gateway',
-    description: "a request that a guard blocked, by layer such as 'guardrail input' or 'guardrail output'",
+    description:
+      "a request that a guard blocked, by layer: 'pattern', 'tool result', 'guardrail input', 'guardrail output' " +
+      "or 'guardrail'. Under layer 'redaction', the number of secrets redacted from one response",
   },
   budgetRejected: {
     name: 'BudgetRejected',

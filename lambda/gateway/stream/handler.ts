@@ -15,11 +15,12 @@ import {
 } from '../handler';
 import { flushAudit } from '../audit';
 import { putOutcomeMetric } from '../failover-report';
-import { putGuardBlockedMetric } from '../guardrail';
+import { recordGuardBlock } from '../guard-verdicts';
 import { runSteps, type GatewayServices, type GatewayStep } from '../pipeline';
 import { createGatewayServices } from '../services';
 import { auditModelCallStep } from '../steps/audit';
 import { budgetStep, createBudgetUsageRecorder } from '../steps/budget';
+import { inputGuardStep } from '../steps/input-guard';
 import { resolveRouteStep } from '../steps/route';
 import { validateStep } from '../steps/validate';
 import { StreamEventWriter } from './event-writer';
@@ -38,6 +39,7 @@ import { logStreamUsage, type StreamUsageRecorder } from './usage';
 export const DEFAULT_STREAM_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
+  inputGuardStep,
   budgetStep,
   auditModelCallStep,
 ];
@@ -126,7 +128,7 @@ function logOutcome(
   const outcome = error === undefined ? 'success' : error.name;
   // A block happens after validation, so the request and its agent are known.
   if (error instanceof GuardrailBlockedError && context.request !== undefined) {
-    putGuardBlockedMetric(context.services.metrics, context.request.agent, error, context.requestId);
+    recordGuardBlock(context, context.request, error);
   }
   putOutcomeMetric({
     metrics: context.services.metrics,

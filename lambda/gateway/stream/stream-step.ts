@@ -6,11 +6,13 @@ import { classifyModelError } from '../classify';
 import { callWithFailover } from '../failover';
 import { createFailoverReporter } from '../failover-report';
 import { findGuardrailBlock } from '../guardrail';
+import { recordRedaction } from '../guard-verdicts';
 import {
   createCrossRegionGuardrail,
   namesGuardrailInline,
   type CrossRegionGuardrail,
 } from '../guardrail-apply';
+import { redactMessage, StreamOutputRedactor } from '../output-redaction';
 import { requireField, type GatewayContext, type GatewayStep } from '../pipeline';
 import { toTargetError } from '../target-errors';
 import {
@@ -186,7 +188,13 @@ export function createConverseStreamStep(
 
       const { target } = opened;
       const assembler = new StreamAssembler(context.requestId, target);
-      const write = (event: GatewayStreamEvent) => writer.write(event);
+      // Every event passes the redactor, which may hold back the end of a text block.
+      const redactor = new StreamOutputRedactor();
+      const write = async (event: GatewayStreamEvent) => {
+        for (const redacted of redactor.accept(event)) {
+          await writer.write(redacted);
+        }
+      };
       let failure: AgentStackError | undefined;
       try {
         await write({ type: 'start', requestId: context.requestId, target });
@@ -219,6 +227,7 @@ export function createConverseStreamStep(
         throw failure;
       } finally {
         call.abort();
+        recordRedaction(context, request, redactor.redacted, target);
         context.streamUsage = {
           requestId: context.requestId,
           agent: request.agent,
@@ -254,7 +263,9 @@ export function createConverseStreamStep(
       const { usage, latencyMs } = context.streamUsage;
       const { estimated: _estimated, ...callUsage } = usage;
       context.result = {
-        output: assembler.message(),
+        // The same text as the deltas written, because the stream redactor
+        // emits what redactSecrets makes of each whole block.
+        output: redactMessage(assembler.message()).message,
         stopReason: assembler.stopReason ?? 'unknown',
         usage: callUsage,
         target,
