@@ -14,9 +14,12 @@ import {
 import {
   CORE_RULE_SET,
   CUSTOM_RESPONSE_BODIES,
+  DEFAULT_RATE_LIMIT,
   IP_REPUTATION_LIST,
   InjectionRuleAction,
   KNOWN_BAD_INPUTS_RULE_SET,
+  MAX_RATE_LIMIT,
+  MIN_RATE_LIMIT,
   ManagedRuleGroup,
   OversizeBodyBehavior,
   SIZE_RESTRICTIONS_BODY_RULE,
@@ -27,6 +30,7 @@ import {
   visibility,
 } from './firewall-rules';
 
+export { DEFAULT_RATE_LIMIT, MAX_RATE_LIMIT, MIN_RATE_LIMIT } from './firewall-rules';
 export type { InjectionRuleAction, ManagedRuleGroup, OversizeBodyBehavior } from './firewall-rules';
 
 export interface AgentFirewallProps {
@@ -123,11 +127,6 @@ export interface AgentFirewallProps {
    */
   readonly encryptionKey?: kms.IKey;
 }
-
-/** WAF's range of the rate-based rule limit, per evaluation window. */
-const MIN_RATE_LIMIT = 10;
-const MAX_RATE_LIMIT = 2_000_000_000;
-const DEFAULT_RATE_LIMIT = 1_000;
 
 /**
  * Regex pattern sets one account may have per Region by default. The

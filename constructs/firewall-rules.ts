@@ -45,6 +45,17 @@ export type OversizeBodyBehavior = 'inspect-first-8kb' | 'block';
 /** Action of the prompt-injection rules. `count` only records matches, for tuning before blocking. */
 export type InjectionRuleAction = 'block' | 'count';
 
+/**
+ * WAF's range of the rate-based rule limit, in requests per evaluation
+ * window, and the firewall's default. An IP address that sends more than
+ * about 3 requests a second for 5 minutes is a script rather than a person;
+ * raise the limit when many users share one address behind a NAT.
+ * https://docs.aws.amazon.com/waf/latest/developerguide/waf-rule-statement-type-rate-based-high-level-settings.html
+ */
+export const MIN_RATE_LIMIT = 10;
+export const MAX_RATE_LIMIT = 2_000_000_000;
+export const DEFAULT_RATE_LIMIT = 1_000;
+
 /** Name of the core rule set's rule that blocks bodies over 8 KB. */
 export const SIZE_RESTRICTIONS_BODY_RULE = 'SizeRestrictions_BODY';
 

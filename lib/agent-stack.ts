@@ -8,6 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AgentEndpoint, EndpointAuth } from '../constructs/agent-endpoint';
+import { AgentFirewall } from '../constructs/agent-firewall';
 import { AgentMemory } from '../constructs/agent-memory';
 import { AgentNetwork } from '../constructs/agent-network';
 import { AgentObservability, ObservedAgent } from '../constructs/agent-observability';
@@ -45,6 +46,8 @@ export class AgentStack extends Stack {
   /** The budget ledger; undefined when the config has no budget section. */
   public readonly budget?: TokenBudget;
   public readonly endpoint?: AgentEndpoint;
+  /** The WAF web ACL of the endpoint; undefined without an endpoint or when firewall.enabled is false. */
+  public readonly firewall?: AgentFirewall;
   public readonly agents: Record<string, AgentService> = {};
   /** Dashboards, alarms and the alarm topic of every agent. */
   public readonly observability: AgentObservability;
@@ -147,6 +150,26 @@ export class AgentStack extends Stack {
       });
     }
 
+    // Put the firewall in front of the load balancer unless the config turns it off.
+    if (this.endpoint && config.firewall.enabled !== false) {
+      this.firewall = new AgentFirewall(this, 'Firewall', {
+        loadBalancer: this.endpoint.loadBalancer,
+        rateLimit: config.firewall.rateLimit,
+        managedRuleGroups: config.firewall.managedRuleGroups,
+        coreRuleSetCountRules: config.firewall.coreRuleSetCountRules,
+        injectionAction: config.firewall.injectionAction,
+        oversizeBody: config.firewall.oversizeBody,
+        logRetention,
+        encryptionKey: this.key,
+      });
+    }
+    if (!this.endpoint && config.firewall.enabled === true) {
+      Annotations.of(this).addWarningV2(
+        'cdk-agent-stack:unusedFirewall',
+        'The config sets firewall.enabled, but the stack has no realtime endpoint to protect, so no web ACL is created; remove it or add a realtime agent and endpoint.',
+      );
+    }
+
     if (realtime.length === 0 && config.endpoint) {
       Annotations.of(this).addWarningV2(
         'cdk-agent-stack:unusedEndpoint',
@@ -195,7 +218,7 @@ export class AgentStack extends Stack {
         maxIterations: agent.limits.maxIterations,
         maxTokensPerTask: agent.limits.maxTokensPerTask,
         maxTokensPerCall: agent.limits.maxTokensPerCall,
-        maxBodyBytes: agent.limits.maxBodyBytes,
+        maxBodyBytes: this.maxBodyBytes(agent),
         minTasks: agent.scaling.minTasks,
         maxTasks: agent.scaling.maxTasks,
         requestsPerTarget: agent.mode === 'realtime' ? agent.scaling.requestsPerTarget : undefined,
@@ -273,6 +296,16 @@ export class AgentStack extends Stack {
       // an alarm whenever the ledger exists.
       budgetWindows: this.budget ? ['day', 'month'] : [],
     };
+  }
+
+  /**
+   * Returns the agent's body size limit. firewall.maxBodyBytes caps it for
+   * realtime agents, whose bodies come through the load balancer.
+   */
+  private maxBodyBytes(agent: AgentConfig): number {
+    const cap = this.config.firewall.maxBodyBytes;
+    if (agent.mode !== 'realtime' || cap === undefined) return agent.limits.maxBodyBytes;
+    return Math.min(agent.limits.maxBodyBytes, cap);
   }
 
   private endpointAuth(auth: AuthConfig): EndpointAuth {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
+import { firewallSchema } from './firewall-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
 import { observabilitySchema } from './observability-config-schema';
 
@@ -188,6 +189,8 @@ export const configSchema = z.strictObject({
   budget: budgetSchema.optional(),
   /** Alarm thresholds, the alarm topic and its email subscriptions. */
   observability: observabilitySchema,
+  /** The WAF web ACL in front of the realtime endpoint and the realtime workers' body size limit. */
+  firewall: firewallSchema,
   memory: z.strictObject({ ttlDays: positiveInt(3_650).default(30) }).prefault({}),
   logRetentionDays: positiveInt(3_653).default(90),
   agents: z.array(agentSchema).min(1),
@@ -202,3 +205,4 @@ export type AuthConfig = z.output<typeof authSchema>;
 export type { GatewayConfig, GuardrailConfig } from './gateway-config-schema';
 export type { BudgetConfig } from './budget-config-schema';
 export type { ObservabilityConfig } from './observability-config-schema';
+export type { FirewallConfig } from './firewall-config-schema';

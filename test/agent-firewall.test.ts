@@ -6,8 +6,10 @@
  * metrics. cdk-nag's AWS Solutions checks and aws-cdk-lib's CloudFormation
  * validation run on the synthesized stack.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { App, CfnElement, CloudFormationValidatePlugin, PolicyValidationPluginReport, Stack, Validations } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -15,9 +17,11 @@ import { AgentEndpoint } from '../constructs/agent-endpoint';
 import { AgentFirewall, AgentFirewallProps, WAF_LOG_PREFIX } from '../constructs/agent-firewall';
 import { AgentNetwork } from '../constructs/agent-network';
 import { INJECTION_PATTERNS, WAF_MAX_PATTERNS_PER_SET } from '../lambda/shared/injection-patterns';
+import { AgentStack } from '../lib/agent-stack';
 
 type Json = any;
 
+const ROOT = path.resolve(__dirname, '..');
 const ACCOUNT = '111122223333';
 const REGION = 'eu-west-1';
 const CERTIFICATE_ARN = `arn:aws:acm:${REGION}:${ACCOUNT}:certificate/2b1f0c1e-0d5e-4b1a-9c4b-1c7f0e9a1b2c`;
@@ -485,5 +489,125 @@ describe('validation', () => {
       .findAll()
       .flatMap((construct) => construct.node.metadata.filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY));
     expect(acknowledged).toEqual([]);
+  });
+});
+
+/** Builds AgentStack from the example config after `mutate` changed it. */
+function agentStack(mutate: (config: Json) => void = () => {}): { stack: AgentStack; template: Template } {
+  const config = JSON.parse(fs.readFileSync(path.join(ROOT, 'agent-stack.config.json'), 'utf8'));
+  mutate(config);
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new AgentStack(app, 'AgentStack', { config, configDir: ROOT });
+  return { stack, template: Template.fromStack(stack) };
+}
+
+/** Writes `Ref` and `Fn::GetAtt` as `${LogicalId}` text, and joins `Fn::Join`. */
+function flatten(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const intrinsic = value as Json;
+  if (intrinsic?.Ref) return `\${${intrinsic.Ref}}`;
+  if (intrinsic?.['Fn::GetAtt']) return `\${${intrinsic['Fn::GetAtt'].join('.')}}`;
+  if (intrinsic?.['Fn::Join']) return intrinsic['Fn::Join'][1].map(flatten).join(intrinsic['Fn::Join'][0]);
+  return JSON.stringify(value);
+}
+
+/** Parses the limits of one agent's worker from its container environment. */
+function workerLimits(stack: AgentStack, template: Template, agentName: string): Json {
+  const taskDefinitionId = stack.getLogicalId(stack.agents[agentName].taskDefinition.node.defaultChild as CfnElement);
+  const environment = template.toJSON().Resources[taskDefinitionId].Properties.ContainerDefinitions[0].Environment;
+  const variable = environment.find((e: Json) => e.Name === 'AGENT_WORKER_CONFIG');
+  return JSON.parse(flatten(variable.Value)).limits;
+}
+
+describe('agent stack firewall', () => {
+  const { stack, template } = agentStack();
+
+  test('example stack has one web acl', () => {
+    template.resourceCountIs('AWS::WAFv2::WebACL', 1);
+    expect(stack.firewall).toBeDefined();
+  });
+
+  test('associated with the endpoint', () => {
+    template.hasResourceProperties('AWS::WAFv2::WebACLAssociation', {
+      ResourceArn: { Ref: stack.getLogicalId(stack.endpoint!.loadBalancer.node.defaultChild as CfnElement) },
+    });
+  });
+
+  test('logs encrypted with the stack key', () => {
+    template.hasResourceProperties('AWS::Logs::LogGroup', {
+      LogGroupName: Match.stringLikeRegexp(`^${WAF_LOG_PREFIX}`),
+      KmsKeyId: { 'Fn::GetAtt': [stack.getLogicalId(stack.key.node.defaultChild as CfnElement), 'Arn'] },
+      RetentionInDays: 90,
+    });
+  });
+
+  test('config settings reach the rules', () => {
+    const custom = agentStack((config) => {
+      config.firewall = {
+        rateLimit: 300,
+        managedRuleGroups: [{ name: 'AWSManagedRulesSQLiRuleSet', countRules: ['SQLi_BODY'] }],
+        coreRuleSetCountRules: ['CrossSiteScripting_BODY'],
+        injectionAction: 'count',
+      };
+    });
+    const acl = Object.values(custom.template.findResources('AWS::WAFv2::WebACL'))[0].Properties;
+    const rule = (name: string) => acl.Rules.find((r: Json) => r.Name === name);
+
+    expect(rule('RateLimitPerIp').Statement.RateBasedStatement.Limit).toBe(300);
+    expect(rule('AWS-AWSManagedRulesSQLiRuleSet').Statement.ManagedRuleGroupStatement.RuleActionOverrides).toEqual([
+      { Name: 'SQLi_BODY', ActionToUse: { Count: {} } },
+    ]);
+    expect(rule('AWS-AWSManagedRulesCommonRuleSet').Statement.ManagedRuleGroupStatement.RuleActionOverrides).toEqual([
+      { Name: 'SizeRestrictions_BODY', ActionToUse: { Count: {} } },
+      { Name: 'CrossSiteScripting_BODY', ActionToUse: { Count: {} } },
+    ]);
+    expect(rule('PromptInjection1').Action).toEqual({ Count: {} });
+  });
+
+  test('disabled by config', () => {
+    const disabled = agentStack((config) => {
+      config.firewall = { enabled: false };
+    });
+    disabled.template.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    expect(disabled.stack.firewall).toBeUndefined();
+  });
+
+  test('none without an endpoint', () => {
+    const background = agentStack((config) => {
+      config.agents = config.agents.filter((agent: Json) => agent.mode === 'background');
+      delete config.endpoint;
+    });
+    background.template.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    Annotations.fromStack(background.stack).hasNoWarning('*', Match.stringLikeRegexp('firewall'));
+  });
+
+  test('warns when enabled without an endpoint', () => {
+    const background = agentStack((config) => {
+      config.agents = config.agents.filter((agent: Json) => agent.mode === 'background');
+      delete config.endpoint;
+      config.firewall = { enabled: true };
+    });
+    background.template.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    Annotations.fromStack(background.stack).hasWarning('*', Match.stringLikeRegexp('firewall.enabled'));
+  });
+
+  test('maxBodyBytes caps realtime workers', () => {
+    const capped = agentStack((config) => {
+      config.firewall = { maxBodyBytes: 16_384 };
+    });
+    expect(workerLimits(capped.stack, capped.template, 'support').maxBodyBytes).toBe(16_384);
+    expect(workerLimits(capped.stack, capped.template, 'research').maxBodyBytes).toBe(262_144);
+  });
+
+  test('lower agent limit kept', () => {
+    const capped = agentStack((config) => {
+      config.firewall = { maxBodyBytes: 16_384 };
+      config.agents.find((agent: Json) => agent.name === 'support').limits = { maxBodyBytes: 4_096 };
+    });
+    expect(workerLimits(capped.stack, capped.template, 'support').maxBodyBytes).toBe(4_096);
+  });
+
+  test('default limit without the cap', () => {
+    expect(workerLimits(stack, template, 'support').maxBodyBytes).toBe(262_144);
   });
 });
