@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { App, CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { App, CfnElement, CloudFormationValidatePlugin, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -8,6 +8,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
 import { AgentObservability, AgentObservabilityProps, GATEWAY_FAILURE_OUTCOMES } from '../constructs/agent-observability';
 import { catalogMetric } from '../constructs/observability-metrics';
@@ -661,6 +662,29 @@ describe('standalone observability', () => {
 
     test('unknown agent is rejected', () => {
       expect(() => observability.killSwitchAlarms('billing')).toThrow(/no agent named billing. The construct watches support, research/);
+    });
+  });
+
+  describe('checks', () => {
+    test('no aws solutions findings', () => {
+      const report = new AwsSolutionsChecks().validateScope(observability);
+      const findings = report.violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`));
+
+      expect(findings).toEqual([]);
+    });
+
+    test('cloudformation validation passes', () => {
+      // With this flag, synthesis raises the errors of aws-cdk-lib's CloudFormation validation.
+      const app = new App({ context: { '@aws-cdk/core:validateAgainstDefaultRules': true } });
+      new CompanyStack(app).observe();
+      const validate = jest.spyOn(CloudFormationValidatePlugin.prototype, 'validate');
+
+      try {
+        expect(() => app.synth()).not.toThrow();
+        expect(validate).toHaveBeenCalledTimes(1);
+      } finally {
+        validate.mockRestore();
+      }
     });
   });
 
