@@ -101,7 +101,7 @@ export const AGENT_METRICS = {
     unit: 'Count',
     dimensions: ['Agent', 'Outcome'],
     emittedBy: 'gateway',
-    description: 'gateway requests by outcome: ok or the error name',
+    description: 'gateway requests by outcome: success or the error name',
   },
   cacheHit: {
     name: 'CacheHit',
