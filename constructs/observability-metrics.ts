@@ -75,6 +75,9 @@ export interface GuardedRateOptions {
 export function guardedRate(options: GuardedRateOptions): cloudwatch.MathExpression {
   // Metric math functions IF and FILL:
   // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html
+  // NOTE: the tests check these expressions in the template only. No
+  // CloudWatch evaluated them, so a period in which neither metric has a
+  // value is assumed to give no data point, which the alarms treat as OK.
   if ((options.whole === undefined) === (options.rest === undefined)) {
     throw new Error(`AgentObservability: the rate "${options.label}" needs either whole or rest, not both or neither.`);
   }
