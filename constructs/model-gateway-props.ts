@@ -14,6 +14,24 @@ export interface ModelGatewayAgent {
   readonly route: ModelTarget[];
   /** Largest `maxTokens` one call may request. */
   readonly maxTokensPerCall: number;
+
+  /**
+   * Check the agent's tool results before they go back to the model, with
+   * the prompt-injection patterns and with ApplyGuardrail on the gateway's
+   * guardrail, because a guardrail on the model call does not evaluate them.
+   * A result that a check blocks ends the call with GuardrailBlockedError.
+   *
+   * @default true
+   */
+  readonly checkToolResults?: boolean;
+
+  /**
+   * Tools whose results are not checked, because they return only data the
+   * stack controls. It has no effect when `checkToolResults` is false.
+   *
+   * @default - none: the result of every tool is checked
+   */
+  readonly trustedTools?: string[];
 }
 
 /**

@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { GATEWAY_ENV, GatewayRuntimeConfig, ModelTarget } from '../lambda/shared/contracts';
+import { GATEWAY_ENV, GatewayAgentConfig, GatewayRuntimeConfig, ModelTarget } from '../lambda/shared/contracts';
 import { bundledAssetPath, latestNodeRuntime } from './assets';
 import { GatewayGuardrail } from './gateway-guardrail';
 import { ExistingGuardrail, GatewayGuardrailSettings, GUARDRAIL_ID, GUARDRAIL_VERSION } from './gateway-guardrail-settings';
@@ -21,7 +21,7 @@ import {
   SettingsIssue,
 } from './gateway-settings';
 import { applyGuardrailStatement, bedrockTargetPolicy } from './model-gateway-iam';
-import { ModelGatewayProps } from './model-gateway-props';
+import { ModelGatewayAgent, ModelGatewayProps } from './model-gateway-props';
 
 export { parseModelId } from './model-gateway-iam';
 export * from './model-gateway-props';
@@ -142,7 +142,7 @@ export class ModelGateway extends Construct {
 
     // Write the runtime configuration, which must fit Lambda's 4 KB environment.
     const runtimeConfig: GatewayRuntimeConfig = {
-      agents: Object.fromEntries(props.agents.map((a) => [a.name, { route: a.route, maxTokensPerCall: a.maxTokensPerCall }])),
+      agents: Object.fromEntries(props.agents.map((a) => [a.name, gatewayAgentConfig(a)])),
       client,
       breaker,
       stateTable: this.stateTable.tableName,
@@ -223,6 +223,16 @@ export class ModelGateway extends Construct {
       });
     }
   }
+}
+
+/** Returns an agent's runtime settings; `trustedTools` is left out when empty, to save environment space. */
+function gatewayAgentConfig(agent: ModelGatewayAgent): GatewayAgentConfig {
+  const config: GatewayAgentConfig = { route: agent.route, maxTokensPerCall: agent.maxTokensPerCall };
+  if (agent.checkToolResults === false) {
+    return config;
+  }
+  const trustedTools = agent.trustedTools ?? [];
+  return { ...config, toolResultChecks: trustedTools.length === 0 ? {} : { trustedTools } };
 }
 
 function isExistingGuardrail(guardrail: GatewayGuardrailSettings | ExistingGuardrail): guardrail is ExistingGuardrail {

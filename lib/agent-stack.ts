@@ -114,6 +114,8 @@ export class AgentStack extends Stack {
         name: agent.name,
         route: config.routes[agent.route],
         maxTokensPerCall: agent.limits.maxTokensPerCall,
+        checkToolResults: agent.checkToolResults,
+        trustedTools: agent.tools.filter((tool) => !tool.untrustedOutput).map((tool) => tool.name),
       })),
       encryptionKey: this.key,
       memorySize: config.gateway.memoryMiB,

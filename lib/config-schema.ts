@@ -97,6 +97,13 @@ export const toolSchema = z.strictObject({
   maxConcurrency: positiveInt(1_000).default(10),
   /** Extra permissions for a bundled tool's role, which otherwise can only write its logs. */
   policyStatements: z.array(policyStatementSchema).default([]),
+  /**
+   * The tool's result may carry text from outside the stack, such as a web
+   * page, an email or a record that others write, so the gateway checks it
+   * for prompt injection before it reaches the model. Set false for a tool
+   * that returns only data the stack controls.
+   */
+  untrustedOutput: z.boolean().default(true),
 });
 
 const warmWindowSchema = z.strictObject({
@@ -156,6 +163,11 @@ export const agentSchema = z.strictObject({
   // NOTE: AgentStack does not pass this to AgentService yet, so only a
   // stack that builds AgentService itself can turn it on.
   confidence: z.boolean().default(false),
+  /**
+   * Check the results of this agent's tools with `untrustedOutput` against
+   * the prompt-injection patterns and the guardrail before they reach the model.
+   */
+  checkToolResults: z.boolean().default(true),
 });
 
 export const configSchema = z.strictObject({

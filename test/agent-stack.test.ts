@@ -974,6 +974,41 @@ describe('backlog scaling steps', () => {
   });
 });
 
+describe('tool result checks from the config', () => {
+  const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
+  // support marks issue_refund as returning only the stack's own data; research turns the checks off.
+  const marked: AgentStackConfigInput = {
+    ...config,
+    agents: config.agents.map((agent) => ({
+      ...agent,
+      checkToolResults: agent.name !== 'research',
+      tools: agent.tools.map((tool) => ({ ...tool, untrustedOutput: tool.name !== 'issue_refund' })),
+    })),
+  };
+  const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'Checks', { config: marked, configDir: ROOT });
+  const synth = new StackTemplate(stack);
+  const gatewayFunction = synth.resources[synth.logicalId(stack.gateway.function)].Properties;
+  const runtimeConfig = JSON.parse(flatten(gatewayFunction.Environment.Variables.AGENT_GATEWAY_CONFIG));
+
+  test('trusted tools listed', () => {
+    expect(runtimeConfig.agents.support.toolResultChecks).toEqual({ trustedTools: ['issue_refund'] });
+  });
+
+  test('checks off for one agent', () => {
+    expect(runtimeConfig.agents.research.toolResultChecks).toBeUndefined();
+  });
+
+  test('checks on by default', () => {
+    const stackWithDefaults = new AgentStack(new App({ context: NO_BUNDLING }), 'Defaults', { config, configDir: ROOT });
+    const defaults = new StackTemplate(stackWithDefaults);
+    const fn = defaults.resources[defaults.logicalId(stackWithDefaults.gateway.function)].Properties;
+    const agents = JSON.parse(flatten(fn.Environment.Variables.AGENT_GATEWAY_CONFIG)).agents;
+
+    expect(agents.support.toolResultChecks).toEqual({});
+    expect(agents.research.toolResultChecks).toEqual({});
+  });
+});
+
 describe('budget from the config', () => {
   const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
   const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'AgentStack', { config, configDir: ROOT });

@@ -453,11 +453,29 @@ describe('provisioned concurrency', () => {
 });
 
 describe('runtime config', () => {
+  const route = [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }];
+
+  test('trusted tools in the environment', () => {
+    const synth = new GatewayStack({ agents: [{ name: 'helper', route, maxTokensPerCall: 1_024, trustedTools: ['lookup_order'] }] });
+
+    expect(synth.runtimeConfig().agents.helper.toolResultChecks).toEqual({ trustedTools: ['lookup_order'] });
+  });
+
+  test('tool result checks turned off', () => {
+    const synth = new GatewayStack({
+      agents: [{ name: 'helper', route, maxTokensPerCall: 1_024, checkToolResults: false, trustedTools: ['lookup_order'] }],
+    });
+
+    expect(synth.runtimeConfig().agents.helper).toEqual({ route, maxTokensPerCall: 1_024 });
+  });
+
   test('defaults in the environment', () => {
     const synth = new GatewayStack();
     const config = synth.runtimeConfig();
 
-    expect(config.agents).toEqual({ helper: { route: [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }], maxTokensPerCall: 1_024 } });
+    expect(config.agents).toEqual({
+      helper: { route: [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }], maxTokensPerCall: 1_024, toolResultChecks: {} },
+    });
     expect(config.client).toEqual({
       connectTimeoutMs: 1_000,
       firstByteTimeoutMs: 10_000,
