@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { ModelTarget } from '../lambda/shared/contracts';
+import type { GrantReason } from './grant-reasons';
 
 /**
  * The gateway's Bedrock permissions, derived from its model targets.
@@ -115,4 +116,23 @@ export function bedrockTargetPolicy(targets: ModelTarget[], partition: string, a
 /** Builds the statement that lets the gateway apply its guardrail. */
 export function applyGuardrailStatement(guardrailArn: string): iam.PolicyStatement {
   return new iam.PolicyStatement({ sid: 'ApplyGuardrail', actions: ['bedrock:ApplyGuardrail'], resources: [guardrailArn] });
+}
+
+/**
+ * Returns why the gateway's Bedrock grants reach other regions than the
+ * stack's, for the review report (see `recordGrantReason`), or undefined
+ * when every target is a plain model in `stackRegion`.
+ */
+export function crossRegionGrantReason(targets: ModelTarget[], stackRegion: string): GrantReason | undefined {
+  const regions = [...new Set(targets.map((t) => t.region))].sort();
+  const profiles = targets.some((t) => parseModelId(t.modelId).profilePrefix !== undefined);
+  if (!profiles && regions.every((region) => region === stackRegion)) return undefined;
+  return {
+    kind: 'cross-region',
+    actions: BEDROCK_INVOKE_ACTIONS,
+    resources: ['arn:*:bedrock:*'],
+    reason:
+      `The model routes fail over across the configured targets in ${regions.join(', ')}, and a cross-region inference profile runs its model ` +
+      'in destination regions Bedrock chooses; each grant names one configured profile or model.',
+  };
 }

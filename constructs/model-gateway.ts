@@ -20,7 +20,8 @@ import {
   resolveClientSettings,
   SettingsIssue,
 } from './gateway-settings';
-import { applyGuardrailStatement, bedrockTargetPolicy } from './model-gateway-iam';
+import { recordGrantReason } from './grant-reasons';
+import { applyGuardrailStatement, bedrockTargetPolicy, crossRegionGrantReason } from './model-gateway-iam';
 import { ModelGatewayAgent, ModelGatewayProps } from './model-gateway-props';
 
 export { parseModelId } from './model-gateway-iam';
@@ -216,6 +217,15 @@ export class ModelGateway extends Construct {
     const policy = bedrockTargetPolicy(targets, Aws.PARTITION, Stack.of(this).account);
     for (const statement of policy.statements) this.role.addToPrincipalPolicy(statement);
     this.role.addToPrincipalPolicy(applyGuardrailStatement(this.guardrailArn));
+    const crossRegion = crossRegionGrantReason(targets, Stack.of(this).region);
+    if (crossRegion) recordGrantReason(this.role, crossRegion);
+    if (!Token.isUnresolved(this.guardrailRegion) && this.guardrailRegion !== Stack.of(this).region) {
+      recordGrantReason(this.role, {
+        kind: 'cross-region',
+        actions: ['bedrock:ApplyGuardrail'],
+        reason: `The config names an existing guardrail in ${this.guardrailRegion}, which the gateway applies to calls in every region.`,
+      });
+    }
     for (const model of policy.modelsInEveryRegion) {
       Validations.of(this.role).acknowledge({
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/${model}]`,
