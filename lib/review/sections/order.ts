@@ -1,0 +1,14 @@
+/**
+ * Position of each section in the report. The slot for `cost` is kept free
+ * for the cost section, which registers itself with this order.
+ */
+export const SECTION_ORDER = {
+  architecture: 10,
+  iam: 20,
+  resourcePolicies: 30,
+  network: 40,
+  dataProtection: 50,
+  checks: 60,
+  cost: 70,
+  changes: 80,
+} as const;
