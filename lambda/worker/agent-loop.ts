@@ -22,6 +22,7 @@ import { normalizeHistory, textOf, toolUses, unansweredToolResults } from './his
 import { SessionMemory } from './memory';
 import { putTaskMetrics } from './metrics';
 import { ModelClient, ModelStreamListener } from './model-client';
+import { flushAudit, runInTask } from './task-audit';
 import { ToolOutcome, ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
 
 /** Calls of one tool with the same input that stop a task. */
@@ -97,7 +98,9 @@ export interface AgentLoopDeps {
    */
   readonly approvals?: ToolApprovals;
   /**
-   * Destination of the audit records of approvals and approved tool calls.
+   * Destination of the audit records of approvals and approved tool calls,
+   * flushed at the end of each task. Pass the same sink to the ToolRunner,
+   * which records every tool call.
    * @default NO_AUDIT
    */
   readonly audit?: AuditSink;
@@ -137,9 +140,30 @@ function describeStop(reason: StopReason, limits: WorkerRuntimeConfig['limits'])
  * than an error; errors are failed model calls, failed memory access and an
  * abort through `signal`, which raises {@link TaskAbortedError} and saves
  * nothing. `listener` receives the stream events of every model call of the
- * task, when the model client streams.
+ * task, when the model client streams. The task's audit records are
+ * delivered before it returns or raises.
  */
 export async function runAgentTask(
+  task: AgentTask,
+  deps: AgentLoopDeps,
+  signal?: AbortSignal,
+  listener?: ModelStreamListener,
+): Promise<AgentResult> {
+  const identity = { requestId: task.requestId, userId: task.userId, sessionId: task.sessionId };
+  try {
+    return await runInTask(identity, () => runTaskLoop(task, deps, signal, listener));
+  } finally {
+    const log = deps.logger.child({
+      requestId: task.requestId,
+      agent: deps.config.agent,
+      user: task.userId,
+      session: task.sessionId,
+    });
+    await flushAudit(deps.audit ?? NO_AUDIT, log);
+  }
+}
+
+async function runTaskLoop(
   task: AgentTask,
   deps: AgentLoopDeps,
   signal?: AbortSignal,

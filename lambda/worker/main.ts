@@ -9,7 +9,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ApprovalStore } from '../shared/approvals';
-import { NO_AUDIT } from '../shared/audit';
+import { createAuditSinkFromEnv } from '../shared/audit-firehose';
 import { Logger } from '../shared/logger';
 import { MetricsWriter } from '../shared/metrics';
 import { AgentLoopDeps, AgentTask, runAgentTask } from './agent-loop';
@@ -22,6 +22,7 @@ import { ModelStreamListener } from './model-client';
 import { QueueConsumer } from './queue-consumer';
 import { WorkerSettings, readWorkerSettings } from './settings';
 import { StreamingGatewayModelClient } from './stream-client';
+import { flushAudit } from './task-audit';
 import { TaskProtection } from './task-protection';
 import { ToolRunner } from './tools';
 
@@ -53,11 +54,13 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
   const lambda = new LambdaClient({});
   const dynamodb = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const metrics = new MetricsWriter();
+  // Tool calls keep only the hash of their arguments, so the full text setting does not apply here.
+  const { sink: audit } = createAuditSinkFromEnv({ logger });
   const deps: AgentLoopDeps = {
     config,
     // Streams only for a listener, which the realtime server passes on a streamed request.
     model: new StreamingGatewayModelClient(lambda, settings.gatewayFunction),
-    tools: new ToolRunner(config.agent, config.tools, lambda, metrics),
+    tools: new ToolRunner(config.agent, config.tools, lambda, metrics, audit),
     memory: new DynamoSessionMemory(dynamodb, settings.memoryTable, config.memoryTtlDays),
     logger,
     metrics,
@@ -70,9 +73,7 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
         expirySeconds: config.approvals.expirySeconds,
         queueUrl: settings.queueUrl,
       }),
-    // NOTE: the worker has no audit log sink yet, so approval decisions
-    // and approved tool calls are recorded only in the approvals table.
-    audit: NO_AUDIT,
+    audit,
   };
   const runTask = (task: AgentTask, signal: AbortSignal, listener?: ModelStreamListener) =>
     runAgentTask(task, deps, signal, listener);
@@ -87,15 +88,15 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
       settings.listenHost,
     );
     logger.info('realtime server listening', { port, host: settings.listenHost ?? 'all' });
-    // Requests in flight may finish until ECS's stop timeout sends SIGKILL.
-    onStopSignal(
-      logger,
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        }),
-    );
+    // Requests in flight may finish until ECS's stop timeout sends SIGKILL,
+    // and then the audit records still queued are delivered.
+    onStopSignal(logger, async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await flushAudit(audit, logger);
+    });
     return;
   }
 
@@ -117,7 +118,10 @@ async function run(settings: WorkerSettings, logger: Logger): Promise<void> {
     protection,
     logger,
   });
-  onStopSignal(logger, () => consumer.stop());
+  onStopSignal(logger, async () => {
+    await consumer.stop();
+    await flushAudit(audit, logger);
+  });
   await consumer.start();
 }
 

@@ -5,12 +5,15 @@
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import Ajv, { ValidateFunction } from 'ajv';
+import { NO_AUDIT, type AuditDecision, type AuditSink } from '../shared/audit';
+import { buildAuditRecord } from '../shared/audit-record';
 import { ContentBlock, WorkerToolConfig } from '../shared/contracts';
 import { Logger } from '../shared/logger';
 import { MetricsWriter } from '../shared/metrics';
 import { isAbortError } from './errors';
 import { UNKNOWN_TOOL, putToolMetrics } from './metrics';
 import { decodePayload, functionErrorMessage } from './model-client';
+import { currentTask } from './task-audit';
 
 /** A `toolUse` block from the model's turn. */
 export interface ToolUse {
@@ -24,6 +27,28 @@ export interface ToolOutcome {
   readonly status: 'success' | 'error';
   /** JSON the tool returned, or a sentence that explains the error to the model. */
   readonly content: unknown;
+  /** Cause of an error outcome of the ToolRunner, as its audit record names it. */
+  readonly reason?: ToolErrorReason;
+}
+
+/**
+ * Cause of an error outcome: the call was rejected before it ran (unknown
+ * tool, invalid input, approval needed), or it ran and failed.
+ */
+export type ToolErrorReason =
+  | 'unknown tool'
+  | 'invalid input'
+  | 'approval needed'
+  | 'function error'
+  | 'invocation failed'
+  | 'aborted';
+
+const REJECTED_REASONS: readonly ToolErrorReason[] = ['unknown tool', 'invalid input', 'approval needed'];
+
+/** Returns the audit decision of a tool call's outcome. */
+export function toolCallDecision(outcome: ToolOutcome): AuditDecision {
+  if (outcome.status === 'success') return 'completed';
+  return outcome.reason !== undefined && REJECTED_REASONS.includes(outcome.reason) ? 'rejected' : 'failed';
 }
 
 /** Wraps an outcome in the Converse `toolResult` block for the call `toolUseId`. */
@@ -57,6 +82,8 @@ export class ToolRunner {
     private readonly lambda: LambdaClient,
     /** Writer of the ToolCalls and ToolFailures lines; by default to stdout. */
     private readonly metrics: MetricsWriter = new MetricsWriter(),
+    /** Destination of one `tool-call` audit record per call; by default none. */
+    private readonly audit: AuditSink = NO_AUDIT,
   ) {
     // strict: false because tool schemas are written for the model and may
     // carry keywords such as `examples` that ajv's strict mode rejects.
@@ -87,7 +114,7 @@ export class ToolRunner {
     const tool = this.tools.get(call.name);
     if (!tool) {
       const known = [...this.tools.keys()].join(', ') || 'none';
-      return error(`Tool ${call.name} does not exist. Available tools: ${known}.`);
+      return error(`Tool ${call.name} does not exist. Available tools: ${known}.`, 'unknown tool');
     }
 
     const validate = this.validators.get(tool.name)!;
@@ -98,16 +125,17 @@ export class ToolRunner {
       return error(
         `The input for tool ${tool.name} is invalid: ${problems}. ` +
           'Correct the input to match the tool input schema and call the tool again.',
+        'invalid input',
       );
     }
     return undefined;
   }
 
   /**
-   * Runs one call of task `requestId` and writes its metrics; rethrows only
-   * an abort, so the caller can stop the task. A high-impact tool runs only
-   * with `approvalId`, the id of the approval that the caller consumed for
-   * exactly this call.
+   * Runs one call of task `requestId`, writes its metrics and queues its
+   * audit record; rethrows only an abort, so the caller can stop the task.
+   * A high-impact tool runs only with `approvalId`, the id of the approval
+   * that the caller consumed for exactly this call.
    */
   async run(
     call: ToolUse,
@@ -118,7 +146,14 @@ export class ToolRunner {
   ): Promise<ToolOutcome> {
     const log = logger.child({ tool: call.name, toolUseId: call.toolUseId, approvalId });
     const started = Date.now();
-    const outcome = await this.runUnlogged(call, log, signal, approvalId);
+    let outcome: ToolOutcome;
+    try {
+      outcome = await this.runUnlogged(call, log, signal, approvalId);
+    } catch (caught) {
+      this.recordCall(call, requestId, { status: 'error', content: null, reason: 'aborted' }, approvalId);
+      throw caught;
+    }
+    this.recordCall(call, requestId, outcome, approvalId);
     const failed = outcome.status === 'error';
     log.info('tool call finished', { status: outcome.status, durationMs: Date.now() - started });
     const tool = this.tools.has(call.name) ? call.name : UNKNOWN_TOOL;
@@ -143,6 +178,7 @@ export class ToolRunner {
         `Tool ${tool.name} has high impact and needs a person's approval before it runs, ` +
           'but no approval mechanism is configured for this agent, so it was not run. ' +
           'Tell the user that a person has to carry out this action.',
+        'approval needed',
       );
     }
 
@@ -171,17 +207,43 @@ export class ToolRunner {
           functionName: tool.functionName,
           errorMessage: message,
         });
-        return error(`Tool ${tool.name} failed: ${message}`);
+        return error(`Tool ${tool.name} failed: ${message}`, 'function error');
       }
     } catch (caught) {
       if (isAbortError(caught)) throw caught;
       log.error('tool invocation failed', { functionName: tool.functionName }, caught);
-      return error(`Tool ${tool.name} could not be run because of an internal error.`);
+      return error(`Tool ${tool.name} could not be run because of an internal error.`, 'invocation failed');
     }
     return { status: 'success', content: payload ?? null };
   }
+
+  /**
+   * Queues the call's audit record, with the user and session of the task
+   * that runs it. The arguments are kept as their hash only, and the
+   * reason is a fixed phrase, because an error message may quote them.
+   */
+  private recordCall(call: ToolUse, requestId: string, outcome: ToolOutcome, approvalId?: string): void {
+    const task = currentTask();
+    this.audit.record(
+      buildAuditRecord(
+        {
+          requestId,
+          agent: this.agent,
+          userId: task?.userId,
+          sessionId: task?.sessionId,
+          kind: 'tool-call',
+          decision: toolCallDecision(outcome),
+          reason: outcome.reason,
+          tool: call.name,
+          arguments: call.input,
+          approvalId,
+        },
+        { fullText: false },
+      ),
+    );
+  }
 }
 
-function error(message: string): ToolOutcome {
-  return { status: 'error', content: message };
+function error(message: string, reason: ToolErrorReason): ToolOutcome {
+  return { status: 'error', content: message, reason };
 }
