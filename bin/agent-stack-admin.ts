@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Operator command for the budget ledger: spend, suspensions and runtime limits.
+// Operator command: budget spend, suspensions, runtime limits and tool call approvals.
 import { runAdmin } from '../lambda/admin/cli';
 
 runAdmin(process.argv.slice(2), {

@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   AGENT_LIMIT_PATHS,
@@ -8,6 +10,13 @@ import {
   STACK_LIMIT_PATHS,
 } from '../gateway/budget/overrides';
 import { isSuspensionReason, SuspensionStore, type Suspension } from '../gateway/budget/suspension';
+import { ApprovalStore } from '../shared/approvals';
+import {
+  APPROVALS_TABLE_ENV,
+  ApprovalsCommandError,
+  ApprovalsUsageError,
+  runApprovalsCommand,
+} from './approvals-command';
 import { readSpendReport, type SpendLine, type SpendReport } from './spend-report';
 
 /** Environment variable that names the ledger table when `--table` is left out. */
@@ -17,7 +26,8 @@ export const USAGE = `Usage: agent-stack-admin <command> [options]
 
 Reads and changes the budget ledger of a deployed AgentStack. The gateway
 and the kill switch read the same items, so a change takes effect on every
-gateway instance within 2 seconds.
+gateway instance within 2 seconds. The approvals commands read and decide
+the approval requests of high-impact tool calls.
 
 Commands:
   spend [--window day|month] [--at DATE] [--agent NAME]
@@ -37,6 +47,18 @@ Commands:
       limit on a scope that had none counts spend from when it is set.
   clear-limit (--agent NAME | --stack) --limit PATH
       Removes an override, so that the configured limit applies again.
+  approvals list --agent NAME
+      Pending approval requests of the agent, soonest deadline first.
+  approvals show --id ID
+      One request: the tool, its exact arguments, the user, the session
+      and the state.
+  approvals approve --id ID [--reason TEXT]
+  approvals deny --id ID [--reason TEXT]
+      Decides a pending request before its deadline. The approver recorded
+      is --by NAME with the ARN of your AWS credentials from STS, such as
+      "ops-alice (arn:aws:sts::111122223333:assumed-role/Ops/alice)", or
+      --by NAME alone when STS cannot be reached or --endpoint is set. A
+      background agent is resumed through a message on its task queue.
 
 Limit paths:
   agent:  ${AGENT_LIMIT_PATHS.join(', ')}
@@ -44,9 +66,12 @@ Limit paths:
 
 Options:
   --table NAME       ledger table (default: $${LEDGER_TABLE_ENV}; the stack output LedgerTableName)
+  --approvals-table NAME
+                     approvals table (default: $${APPROVALS_TABLE_ENV}; the stack output ApprovalsTableName)
+  --id ID            approval id, from the notification or approvals list
   --region REGION    AWS region (default: $AWS_REGION)
   --endpoint URL     DynamoDB endpoint, for DynamoDB Local
-  --by NAME          who makes the change, kept on the item (default: $USER)
+  --by NAME          who makes the change or decision, kept on the item (default: $USER)
   --json             print JSON instead of tables
   --help             print this text
 `;
@@ -65,6 +90,13 @@ export interface CliEnvironment {
   readonly client?: DynamoDBDocumentClient;
   /** Clock in epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /** Client that sends continuation messages. @default - a client for the region */
+  readonly sqs?: SQSClient;
+  /**
+   * Returns the ARN of the operator's AWS credentials, or undefined when it cannot be read.
+   * @default - STS GetCallerIdentity, skipped when `--endpoint` is set
+   */
+  readonly callerArn?: () => Promise<string | undefined>;
 }
 
 const OPTIONS = {
@@ -82,6 +114,8 @@ const OPTIONS = {
   reason: { type: 'string' },
   limit: { type: 'string' },
   value: { type: 'string' },
+  id: { type: 'string' },
+  'approvals-table': { type: 'string' },
 } as const;
 
 type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -193,12 +227,65 @@ function overridesOf(item: Record<string, unknown> | undefined): Record<string, 
   return Object.fromEntries(Object.entries(item ?? {}).filter(([key]) => isLimitPath(key)));
 }
 
-function createClient(options: Options, env: NodeJS.ProcessEnv): DynamoDBDocumentClient {
+function regionOf(options: Options, env: NodeJS.ProcessEnv): string {
   const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   if (region === undefined) {
     throw new UsageError('No AWS region: pass --region REGION or set AWS_REGION.');
   }
+  return region;
+}
+
+function createClient(options: Options, env: NodeJS.ProcessEnv): DynamoDBDocumentClient {
+  const region = regionOf(options, env);
   return DynamoDBDocumentClient.from(new DynamoDBClient({ region, ...(options.endpoint ? { endpoint: options.endpoint } : {}) }));
+}
+
+/** Returns the ARN of the operator's credentials, or undefined when STS cannot tell. */
+async function stsCallerArn(options: Options, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  // A local DynamoDB endpoint usually comes with placeholder credentials that STS would reject.
+  if (options.endpoint !== undefined) return undefined;
+  const sts = new STSClient({ region: regionOf(options, env) });
+  try {
+    return (await sts.send(new GetCallerIdentityCommand({}))).Arn;
+  } catch {
+    return undefined;
+  } finally {
+    sts.destroy();
+  }
+}
+
+/** Runs `approvals <subcommand>` against the approvals table. */
+async function runApprovals(subcommands: readonly string[], options: Options, environment: CliEnvironment): Promise<void> {
+  const { env } = environment;
+  if (subcommands.length !== 1) {
+    throw new UsageError('approvals needs one of list, show, approve or deny, such as: approvals list --agent support.');
+  }
+  const tableName = options['approvals-table'] ?? env[APPROVALS_TABLE_ENV];
+  if (tableName === undefined || tableName === '') {
+    throw new UsageError(
+      `No approvals table: pass --approvals-table NAME or set ${APPROVALS_TABLE_ENV} (the stack output ApprovalsTableName).`,
+    );
+  }
+  const client = environment.client ?? createClient(options, env);
+  const now = environment.now ?? Date.now;
+  let sqs = environment.sqs;
+  try {
+    await runApprovalsCommand({
+      subcommand: subcommands[0],
+      store: new ApprovalStore({ client, table: tableName, now }),
+      sqs: () => (sqs ??= new SQSClient({ region: regionOf(options, env) })),
+      by: options.by ?? env.USER ?? 'operator',
+      callerArn: environment.callerArn ?? (() => stsCallerArn(options, env)),
+      agent: options.agent,
+      id: options.id,
+      reason: options.reason,
+      now,
+      print: (text, json) => environment.stdout(`${options.json === true ? JSON.stringify(json, null, 2) : text}\n`),
+    });
+  } catch (error) {
+    if (error instanceof ApprovalsUsageError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -223,6 +310,10 @@ export async function runAdmin(argv: readonly string[], environment: CliEnvironm
     return command === undefined && options.help !== true ? 2 : 0;
   }
   try {
+    if (command === 'approvals') {
+      await runApprovals(extra, options, environment);
+      return 0;
+    }
     if (extra.length > 0) {
       throw new UsageError(`Unexpected arguments after ${command}: ${extra.join(' ')}.`);
     }
@@ -321,6 +412,10 @@ export async function runAdmin(argv: readonly string[], environment: CliEnvironm
     if (error instanceof UsageError) {
       stderr(`${error.message}\nRun with --help for the commands and options.\n`);
       return 2;
+    }
+    if (error instanceof ApprovalsCommandError) {
+      stderr(`${error.message}\n`);
+      return 1;
     }
     const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     stderr(`The ${command} command failed: ${cause}\nCheck the table name, the region and your AWS credentials.\n`);

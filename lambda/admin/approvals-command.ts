@@ -1,0 +1,169 @@
+/**
+ * `approvals list|show|approve|deny` of the operator command. It reads and
+ * decides requests in the approvals table directly, with the same
+ * conditional writes as the decision API, so a decision here and one
+ * through the API still have exactly one winner.
+ */
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  approvalView,
+  continuationOf,
+  type Approval,
+  type ApprovalDecision,
+  type ApprovalStore,
+} from '../shared/approvals';
+
+/** Environment variable that names the approvals table when `--approvals-table` is left out. */
+export const APPROVALS_TABLE_ENV = 'AGENT_STACK_APPROVALS_TABLE';
+
+/** Subcommands of `approvals`. */
+export const APPROVAL_SUBCOMMANDS = ['list', 'show', 'approve', 'deny'] as const;
+
+/** What one `approvals` run needs; the CLI builds it from its options. */
+export interface ApprovalsCommandContext {
+  readonly subcommand: string;
+  readonly store: ApprovalStore;
+  readonly sqs: () => SQSClient;
+  /** Name from `--by`. */
+  readonly by: string;
+  /** Returns the ARN of the caller's AWS credentials, or undefined when it cannot be read. */
+  readonly callerArn: () => Promise<string | undefined>;
+  readonly agent?: string;
+  readonly id?: string;
+  readonly reason?: string;
+  /** Clock in epoch milliseconds. */
+  readonly now: () => number;
+  readonly print: (text: string, json: unknown) => void;
+}
+
+/** Error in the command line, which the CLI prints with the usage hint. */
+export class ApprovalsUsageError extends Error {
+  public override readonly name = 'ApprovalsUsageError';
+}
+
+/** A request that the command could not decide or find; the CLI exits with 1. */
+export class ApprovalsCommandError extends Error {
+  public override readonly name = 'ApprovalsCommandError';
+}
+
+const APPROVAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Runs one `approvals` subcommand. */
+export async function runApprovalsCommand(context: ApprovalsCommandContext): Promise<void> {
+  const { store, print } = context;
+  switch (context.subcommand) {
+    case 'list': {
+      if (context.agent === undefined || context.agent === '') {
+        throw new ApprovalsUsageError('approvals list needs --agent NAME.');
+      }
+      const approvals = await store.listPending(context.agent);
+      print(formatList(context.agent, approvals), { agent: context.agent, approvals: approvals.map(approvalView) });
+      return;
+    }
+    case 'show': {
+      const id = requireId(context);
+      // find, not read: showing a request never changes it, so an expiry
+      // stays for the sweep, which also resumes a background agent.
+      const approval = await store.find(id);
+      if (approval === undefined) throw notFound(id);
+      print(formatApproval(approval, context.now()), { approval: approvalView(approval) });
+      return;
+    }
+    case 'approve':
+    case 'deny': {
+      const id = requireId(context);
+      const decision: ApprovalDecision = context.subcommand === 'approve' ? 'approved' : 'denied';
+      const arn = await context.callerArn();
+      // NOTE: without an ARN from STS the approver is only the --by name,
+      // which nothing verifies; the decision API always has a verified ARN.
+      const decidedBy = arn === undefined ? context.by : `${context.by} (${arn})`;
+      const result = await store.decide(id, decision, decidedBy, context.reason);
+      if (result.kind === 'not-found') throw notFound(id);
+      if (result.kind === 'conflict') {
+        const { approval } = result;
+        // This command recorded the expiry, so the sweep will not resume the agent.
+        if (result.expiredNow) await sendContinuation(context.sqs, approval);
+        throw new ApprovalsCommandError(
+          `Approval ${id} is ${approval.state}` +
+            (approval.decidedBy === undefined ? '' : ` (decided by ${approval.decidedBy} at ${approval.decidedAt})`) +
+            '; only a pending request before its deadline can be decided.',
+        );
+      }
+      const continuation = await sendContinuation(context.sqs, result.approval);
+      const resumed =
+        continuation === 'none'
+          ? 'The caller of the realtime agent resumes the session with {"sessionId", "resume"}.'
+          : continuation === 'sent'
+            ? 'A continuation message resumes the background agent.'
+            : 'Sending the continuation message failed; resend it with POST /approvals/{id}/continue on the decision URL.';
+      print(`Approval ${id} is ${result.approval.state} by ${decidedBy}. ${resumed}`, {
+        approval: approvalView(result.approval),
+        continuation,
+      });
+      // NOTE: decisions made here are not written to the audit log, because
+      // the operator command has no audit sink; the approvals table keeps them.
+      return;
+    }
+    default:
+      throw new ApprovalsUsageError(
+        `Unknown approvals command ${context.subcommand}; use one of ${APPROVAL_SUBCOMMANDS.join(', ')}.`,
+      );
+  }
+}
+
+async function sendContinuation(sqs: () => SQSClient, approval: Approval): Promise<'sent' | 'failed' | 'none'> {
+  if (approval.queueUrl === undefined) return 'none';
+  try {
+    await sqs().send(new SendMessageCommand({ QueueUrl: approval.queueUrl, MessageBody: JSON.stringify(continuationOf(approval)) }));
+    return 'sent';
+  } catch {
+    return 'failed';
+  }
+}
+
+function requireId(context: ApprovalsCommandContext): string {
+  if (context.id === undefined || !APPROVAL_ID.test(context.id)) {
+    throw new ApprovalsUsageError(`approvals ${context.subcommand} needs --id ID, the approval id from the notification (got ${context.id ?? 'none'}).`);
+  }
+  return context.id;
+}
+
+function notFound(id: string): ApprovalsCommandError {
+  return new ApprovalsCommandError(`Approval ${id} does not exist, or its item passed its retention and was removed.`);
+}
+
+function formatList(agent: string, approvals: readonly Approval[]): string {
+  if (approvals.length === 0) return `No pending approvals for agent ${agent}.`;
+  const rows = approvals.map((approval) => [
+    approval.approvalId,
+    approval.tool,
+    approval.userId,
+    approval.sessionId,
+    new Date(approval.deadlineMs).toISOString(),
+  ]);
+  const headers = ['id', 'tool', 'user', 'session', 'deadline'];
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => row[column].length)));
+  const line = (cells: readonly string[]) => cells.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd();
+  return [`Pending approvals for agent ${agent}, soonest deadline first:`, '', line(headers), ...rows.map(line)].join('\n');
+}
+
+function formatApproval(approval: Approval, now: number): string {
+  const lines = [
+    `Approval ${approval.approvalId}: ${approval.state}`,
+    `Agent ${approval.agent}, tool ${approval.tool}, user ${approval.userId}, session ${approval.sessionId}`,
+    `Requested at ${approval.requestedAt} by request ${approval.requestId}; deadline ${new Date(approval.deadlineMs).toISOString()}`,
+  ];
+  if (approval.decidedBy !== undefined) {
+    lines.push(
+      `Decided by ${approval.decidedBy} at ${approval.decidedAt}` +
+        (approval.decisionReason === undefined ? '' : ` with the reason: ${approval.decisionReason}`),
+    );
+  }
+  if (approval.expiredAt !== undefined) lines.push(`Expired at ${approval.expiredAt}`);
+  if (approval.state === 'pending' && approval.deadlineMs <= now) {
+    lines.push('The deadline has passed, so the request counts as expired; the expiry sweep records it.');
+  }
+  if (approval.executedAt !== undefined) lines.push(`Used at ${approval.executedAt} by request ${approval.executedBy}`);
+  lines.push(`Arguments (SHA-256 ${approval.argumentsSha256}):`, JSON.stringify(approval.input, null, 2));
+  return lines.join('\n');
+}
