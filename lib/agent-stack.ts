@@ -8,6 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { AgentEndpoint, EndpointAuth } from '../constructs/agent-endpoint';
+import { AgentFeedback } from '../constructs/agent-feedback';
 import { AgentFirewall } from '../constructs/agent-firewall';
 import { AgentMemory } from '../constructs/agent-memory';
 import { AgentNetwork } from '../constructs/agent-network';
@@ -51,6 +52,11 @@ export class AgentStack extends Stack {
   public readonly agents: Record<string, AgentService> = {};
   /** Dashboards, alarms and the alarm topic of every agent. */
   public readonly observability: AgentObservability;
+  /**
+   * The `POST /feedback` endpoint; undefined without a load balancer, which
+   * only a realtime agent creates.
+   */
+  public readonly feedback?: AgentFeedback;
 
   constructor(scope: Construct, id: string, props: AgentStackProps) {
     // Validate before any construct exists, so a bad config creates nothing.
@@ -220,6 +226,7 @@ export class AgentStack extends Stack {
         maxIterations: agent.limits.maxIterations,
         maxTokensPerTask: agent.limits.maxTokensPerTask,
         maxTokensPerCall: agent.limits.maxTokensPerCall,
+        confidence: agent.confidence,
         maxBodyBytes: this.maxBodyBytes(agent),
         minTasks: agent.scaling.minTasks,
         maxTasks: agent.scaling.maxTasks,
@@ -240,6 +247,17 @@ export class AgentStack extends Stack {
       }
     }
 
+    // Let users rate responses of every agent, realtime or background, on the load balancer.
+    if (this.endpoint) {
+      this.feedback = new AgentFeedback(this, 'Feedback', {
+        listener: this.endpoint.listener,
+        auth: this.endpoint.auth,
+        agentNames: config.agents.map((agent) => agent.name),
+        encryptionKey: this.key,
+        logRetention,
+      });
+    }
+
     // Watch every agent, the gateway and the load balancer, and send the
     // token anomaly and budget use alarms to the kill switch.
     const { alarmTopicArn, alarmEmails, ...thresholds } = config.observability;
@@ -251,6 +269,7 @@ export class AgentStack extends Stack {
       encryptionKey: this.key,
       alarmEmails,
       killSwitch: this.budget?.killSwitch,
+      feedbackFunction: this.feedback?.function,
       thresholds,
     });
     new CfnOutput(this, 'AlarmTopicArn', {

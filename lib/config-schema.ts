@@ -160,8 +160,6 @@ export const agentSchema = z.strictObject({
    * from 0 to 1, end the task when the model calls it, and publish the
    * confidence as the `Confidence` metric.
    */
-  // NOTE: AgentStack does not pass this to AgentService yet, so only a
-  // stack that builds AgentService itself can turn it on.
   confidence: z.boolean().default(false),
   /**
    * Check the results of this agent's tools with `untrustedOutput` against

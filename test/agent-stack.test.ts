@@ -504,6 +504,42 @@ describe('agent stack from the example config', () => {
   });
 });
 
+describe('feedback and confidence from the config', () => {
+  const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
+  const rated: AgentStackConfigInput = {
+    ...config,
+    agents: config.agents.map((agent, index) => (index === 0 ? { ...agent, confidence: true } : agent)),
+  };
+  const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'Rated', { config: rated, configDir: ROOT });
+  const synth = new StackTemplate(stack);
+
+  test('feedback rule on the listener', () => {
+    synth.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::ListenerRule', {
+      ListenerArn: { Ref: synth.logicalId(stack.endpoint!.listener) },
+      Conditions: Match.arrayWith([
+        Match.objectLike({ Field: 'path-pattern', PathPatternConfig: { Values: ['/feedback'] } }),
+        Match.objectLike({ Field: 'http-request-method', HttpRequestMethodConfig: { Values: ['POST'] } }),
+      ]),
+    });
+  });
+
+  test('feedback serves every agent', () => {
+    const variables = synth.resources[synth.logicalId(stack.feedback!.function)].Properties.Environment.Variables;
+    // The value joins JSON text around the table's Ref, so the Ref is replaced by a placeholder to parse it.
+    const parts: unknown[] = variables.AGENT_FEEDBACK_CONFIG['Fn::Join'][1];
+    const feedbackConfig = JSON.parse(parts.map((part) => (typeof part === 'string' ? part : 'table')).join(''));
+
+    expect(feedbackConfig.agents).toEqual(config.agents.map((agent) => agent.name));
+  });
+
+  test('confidence reaches the worker', () => {
+    const [first, second] = config.agents;
+
+    expect(synth.workerConfigOf(stack.agents[first.name]).confidence).toBe(true);
+    expect(synth.workerConfigOf(stack.agents[second.name]).confidence).toBe(false);
+  });
+});
+
 describe('gateway settings from the config', () => {
   // The example config with a company guardrail, warm instances and its own client and breaker settings.
   const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
@@ -1070,7 +1106,9 @@ describe('budget from the config', () => {
     const plain = new AgentStack(new App({ context: NO_BUNDLING }), 'Plain', { config: input, configDir: ROOT });
 
     expect(plain.budget).toBeUndefined();
-    // The memory and gateway state tables remain.
-    Template.fromStack(plain).resourceCountIs('AWS::DynamoDB::Table', 2);
+    // Other tables, such as memory and gateway state, remain, and none of them is under the Budget construct.
+    const tables = Object.keys(Template.fromStack(plain).findResources('AWS::DynamoDB::Table'));
+    expect(tables.length).toBeGreaterThan(0);
+    expect(tables.filter((logicalId) => logicalId.startsWith('Budget'))).toEqual([]);
   });
 });
