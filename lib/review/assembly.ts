@@ -176,7 +176,7 @@ function readNestedStacks(root: string, folder: string, parent: AssemblyStack): 
     const templatePath = path.join(folder, assetPath);
     if (!fs.existsSync(templatePath)) continue;
     const stack: AssemblyStack = {
-      name: nestedStackName(parent.name, logicalId, resource.Metadata?.['aws:cdk:path']),
+      name: nestedStackName(parent.name, logicalId, resource.Metadata?.['aws:cdk:path'] ?? constructPathOf(parent.metadata, parent.name, logicalId)),
       templateFile: path.relative(root, templatePath),
       templatePath,
       template: readJson<Template>(templatePath, 'nested stack template'),
@@ -195,6 +195,23 @@ function readNestedStacks(root: string, folder: string, parent: AssemblyStack): 
 function nestedStackName(parentName: string, logicalId: string, cdkPath: unknown): string {
   if (typeof cdkPath !== 'string') return `${parentName}/${logicalId}`;
   return cdkPath.replace(/\/[^/]*\.NestedStackResource$/, '').replace(/\.NestedStack$/, '');
+}
+
+/**
+ * Returns the construct path of a resource from the `aws:cdk:logicalId`
+ * metadata, for templates synthesized without path metadata (an app
+ * synthesized outside the CDK CLI has none). Among resources of the same
+ * logical id in a stack and its nested stacks, the shortest path under
+ * `stackPath` is the stack's own.
+ */
+export function constructPathOf(metadata: MetadataMap, stackPath: string, logicalId: string): string | undefined {
+  let best: string | undefined;
+  for (const [constructPath, entries] of metadata) {
+    if (!constructPath.startsWith(`${stackPath}/`)) continue;
+    if (!entries.some((e) => e.type === 'aws:cdk:logicalId' && e.data === logicalId)) continue;
+    if (best === undefined || constructPath.length < best.length) best = constructPath;
+  }
+  return best;
 }
 
 /** Compares two strings by UTF-16 code units, the same on every machine and locale. */

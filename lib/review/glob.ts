@@ -15,13 +15,13 @@ export function globMatches(pattern: string, text: string, caseSensitive = false
   let star = -1;
   let mark = 0;
   while (ti < t.length) {
-    if (pi < p.length && (p[pi] === '?' || p[pi] === t[ti])) {
-      pi += 1;
-      ti += 1;
-    } else if (pi < p.length && p[pi] === '*') {
+    if (pi < p.length && p[pi] === '*') {
       star = pi;
       mark = ti;
       pi += 1;
+    } else if (pi < p.length && (p[pi] === '?' || p[pi] === t[ti])) {
+      pi += 1;
+      ti += 1;
     } else if (star >= 0) {
       pi = star + 1;
       mark += 1;

@@ -1,5 +1,5 @@
 import { GRANT_REASON_METADATA_KEY, GrantFindingKind } from '../../constructs/grant-reasons';
-import { Assembly, AssemblyStack, compareText, MetadataMap, Template } from './assembly';
+import { Assembly, AssemblyStack, compareText, constructPathOf, MetadataMap, Template } from './assembly';
 import { asList } from './cfn';
 import { globMatches } from './glob';
 
@@ -15,8 +15,9 @@ export interface ResourceModel {
   readonly type: string;
   readonly properties: Record<string, unknown>;
   /**
-   * Construct path from the `aws:cdk:path` metadata, or the stack name and
-   * the logical id when the template has no path metadata.
+   * Construct path from the `aws:cdk:path` template metadata or else the
+   * assembly's logical id metadata, or the stack name and the logical id
+   * when neither has it.
    */
   readonly path: string;
   readonly deletionPolicy?: string;
@@ -150,7 +151,7 @@ function stackModel(stack: AssemblyStack): StackModel {
         logicalId,
         type: resource.Type,
         properties: resource.Properties ?? {},
-        path: typeof cdkPath === 'string' ? cdkPath : `${stack.name}/${logicalId}`,
+        path: typeof cdkPath === 'string' ? cdkPath : (constructPathOf(stack.metadata, stack.name, logicalId) ?? `${stack.name}/${logicalId}`),
         deletionPolicy: resource.DeletionPolicy,
         updateReplacePolicy: resource.UpdateReplacePolicy,
         metadata,
