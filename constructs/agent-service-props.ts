@@ -8,6 +8,7 @@ import { WorkerAuthConfig } from '../lambda/shared/contracts';
 import type { AgentEndpoint } from './agent-endpoint';
 import type { AgentMemory } from './agent-memory';
 import type { AgentTool } from './agent-tool';
+import type { ApprovalGate } from './approval-gate';
 import type { ModelGateway } from './model-gateway';
 
 /** A period with a different number of warm tasks, such as business hours. */
@@ -34,6 +35,16 @@ export interface AgentServiceProps {
    * @default - no tools
    */
   readonly tools?: AgentTool[];
+
+  /**
+   * Where calls of the agent's high-impact tools wait for a person's
+   * decision. The worker gets the gate's table, topic and expiry in its
+   * configuration and the grants to request approvals, and the gate may
+   * send continuation messages to a background agent's task queue.
+   *
+   * @default - none, so the worker rejects every call of a high-impact tool
+   */
+  readonly approvalGate?: ApprovalGate;
 
   /**
    * Load balancer a realtime agent is routed through. Required for realtime agents.

@@ -118,6 +118,7 @@ export class AgentService extends Construct {
       auth: props.auth ?? props.endpoint?.workerAuth() ?? { type: 'none' },
       concurrency: props.concurrency ?? 1,
       confidence: props.confidence ?? false,
+      ...(props.approvalGate ? { approvals: props.approvalGate.workerConfig } : {}),
     };
     const environment: Record<string, string> = {
       [WORKER_ENV.config]: Stack.of(this).toJsonString(runtimeConfig),
@@ -158,8 +159,10 @@ export class AgentService extends Construct {
     props.gateway.grantInvoke(taskRole);
     props.memory.grantWorkerAccess(taskRole);
     for (const tool of tools) tool.grantInvoke(taskRole);
+    props.approvalGate?.grantRequest(taskRole);
     if (this.queue) {
       this.queue.grantConsumeMessages(taskRole);
+      props.approvalGate?.addContinuationQueue(this.queue);
       // The ECS agent endpoint sets scale-in protection with the task role.
       // Source: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection-endpoint.html
       const stack = Stack.of(this);

@@ -8,6 +8,7 @@ export * from '../constructs/agent-network';
 export * from '../constructs/agent-observability';
 export * from '../constructs/agent-service';
 export * from '../constructs/agent-tool';
+export * from '../constructs/approval-gate';
 export * from '../constructs/gateway-guardrail';
 export * from '../constructs/gateway-guardrail-settings';
 export * from '../constructs/model-gateway';
@@ -22,6 +23,7 @@ export {
 } from '../lambda/shared/injection-patterns';
 export type {
   AgentBudgetConfig,
+  ApprovalRuntimeConfig,
   FeedbackRuntimeConfig,
   GatewayBudgetConfig,
   ModelPrice,
@@ -33,6 +35,7 @@ export type {
   GatewayErrorResponse,
   ModelTarget,
   WorkerAuthConfig,
+  WorkerApprovalConfig,
   WorkerRuntimeConfig,
   WorkerToolConfig,
 } from '../lambda/shared/contracts';
