@@ -1,7 +1,7 @@
 /**
  * Identity of the task that runs in the current async context, so that
  * tool calls are audited with their user and session however the call was
- * reached: from the agent loop, or when a resumed session answers the calls
+ * reached: from the agent loop, or when a resumed session runs the calls
  * that waited for approval.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
