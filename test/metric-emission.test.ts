@@ -69,6 +69,12 @@ const LEFT_TO_OTHER_TESTS: Partial<Record<AgentMetricKey, string>> = {
   // that failed after its retries, which need the kill switch or a broken ledger.
   suspendedRejected: 'test/gateway-budget.test.ts',
   settleFailed: 'test/gateway-budget.test.ts',
+  // Only an agent with a response cache writes these, and the response cache test drives each.
+  responseCacheHit: 'test/gateway-response-cache.test.ts',
+  responseCacheMiss: 'test/gateway-response-cache.test.ts',
+  responseCacheTokensSaved: 'test/gateway-response-cache.test.ts',
+  responseCacheUsdSaved: 'test/gateway-response-cache.test.ts',
+  responseCacheSkippedTooLarge: 'test/gateway-response-cache.test.ts',
 };
 
 const EAST = LOCAL_REGION;
