@@ -89,7 +89,41 @@ export interface GatewayAgentConfig {
    * it for every agent unless the agent turns the checks off.
    */
   readonly toolResultChecks?: ToolResultChecks;
+  /** Exact-match response cache of the agent. Without it no response is cached. */
+  readonly responseCache?: ResponseCacheSettings;
 }
+
+/** Who shares the cached responses of an agent. */
+export type ResponseCacheScope = 'user' | 'agent';
+
+/** Exact-match response cache of one agent. */
+export interface ResponseCacheSettings {
+  /** Seconds a stored response is served before it expires. */
+  readonly ttlSeconds: number;
+  /**
+   * `user`: a response is served only to the user whose request stored it.
+   * `agent`: every user of the agent shares the responses, which is safe
+   * only for prompts that carry no user's data.
+   */
+  readonly scope: ResponseCacheScope;
+  /**
+   * Cache requests whose messages contain toolUse or toolResult blocks.
+   * Never true with scope `agent`, because tool results carry one user's data.
+   */
+  readonly cacheToolTurns: boolean;
+}
+
+/**
+ * Attributes of the response cache table. The partition key is the agent,
+ * so that purging an agent or one of its users is a Query. The sort key is
+ * `user#<user>#<hash>` or `agent#<hash>`, with `#` and `%` in the user id
+ * escaped as `%23` and `%25`. `expiresAt` is the TTL attribute in epoch seconds.
+ */
+export const RESPONSE_CACHE_TABLE_KEY = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  timeToLive: 'expiresAt',
+} as const;
 
 /** Selection of the tool results that the gateway checks for instructions from outside data. */
 export interface ToolResultChecks {
@@ -154,6 +188,8 @@ export interface GatewayRuntimeConfig {
   readonly guardrail?: GatewayGuardrail;
   /** Spending and rate limits; without it the gateway reserves nothing. */
   readonly budget?: GatewayBudgetConfig;
+  /** Name of the response cache table, set when any agent has `responseCache`. */
+  readonly responseCacheTable?: string;
 }
 
 /** Spending caps over one window; a cap left out is unlimited. */
@@ -367,6 +403,12 @@ export interface GatewayResponse {
   readonly usage: Usage;
   readonly target: ModelTarget;
   readonly latencyMs: number;
+  /**
+   * True when the response cache returned the response. `usage` is then
+   * zero, `target` is the target that generated it, and `latencyMs` is the
+   * time of the cache read.
+   */
+  readonly cached?: true;
 }
 
 /** Failed gateway result; `name` is the stable error name. */
@@ -427,6 +469,8 @@ export type GatewayStreamEvent =
       readonly requestId: string;
       /** The target that generates the content; failover happens only before this event. */
       readonly target: ModelTarget;
+      /** True when the response cache returned the content, which then spent no tokens. */
+      readonly cached?: true;
     }
   | {
       readonly type: 'delta';
