@@ -6,10 +6,22 @@ const targetSchema = z.strictObject({
   modelId: z.string().min(1),
 });
 
+const responseCacheSchema = z
+  .strictObject({
+    ttlSeconds: z.number().int().positive(),
+    scope: z.enum(['user', 'agent']),
+    cacheToolTurns: z.boolean(),
+  })
+  .refine((cache) => !(cache.scope === 'agent' && cache.cacheToolTurns), {
+    error: 'cacheToolTurns must be false with scope agent, because tool results carry one user\'s data',
+    path: ['cacheToolTurns'],
+  });
+
 const agentSchema = z.strictObject({
   route: z.array(targetSchema).min(1, 'must list at least one target'),
   maxTokensPerCall: z.number().int().positive(),
   toolResultChecks: z.strictObject({ trustedTools: z.array(z.string().min(1)).optional() }).optional(),
+  responseCache: responseCacheSchema.optional(),
 });
 
 const positiveMs = z.number().int().positive();
@@ -84,6 +96,7 @@ const runtimeConfigSchema = z.strictObject({
   stateTable: z.string().min(1).optional(),
   guardrail: guardrailSchema.optional(),
   budget: budgetSchema.optional(),
+  responseCacheTable: z.string().min(1).optional(),
 });
 
 /** Lists each route target without a price as `agents.<agent>.route model <id>`, when a budget is set. */
@@ -116,6 +129,13 @@ export function validateGatewayConfig(value: unknown, source: string): GatewayRu
       return `${path}: ${issue.message}`;
     });
     throw new Error(`Invalid gateway configuration in ${source}: ${details.join('; ')}.`);
+  }
+  const cached = Object.keys(parsed.data.agents).filter((agent) => parsed.data.agents[agent].responseCache);
+  if (cached.length > 0 && parsed.data.responseCacheTable === undefined) {
+    throw new Error(
+      `Invalid gateway configuration in ${source}: agents ${cached.join(', ')} have a responseCache, ` +
+        'but responseCacheTable is missing. Name the response cache table, or remove responseCache.',
+    );
   }
   const unpriced = findUnpricedTargets(parsed.data);
   if (unpriced.length > 0) {
