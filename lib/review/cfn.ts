@@ -17,33 +17,48 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Writes a value as text in the form cdk-nag 3 uses for the details of its
- * findings, so that a finding can be matched with an acknowledgement:
- * `{ Ref: X }` becomes `<X>`, `Fn::GetAtt` becomes `<X.Attr>`, `Fn::Join`
- * joins its parts, and `${...}` in strings and `Fn::Sub` becomes `<...>`.
- * Anything else is written as JSON.
+ * Writes a value as text: `{ Ref: X }` becomes `<X>`, `Fn::GetAtt` becomes
+ * `<X.Attr>`, `Fn::Join` joins its parts, and `${X}` in `Fn::Sub` strings
+ * becomes `<X>`. Anything else is written as JSON.
  */
 export function flatten(value: CfnValue): string {
-  if (value === undefined) return '';
-  if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/\}/g, '>');
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (isObject(value)) {
-    if (Array.isArray(value['Fn::Join'])) {
-      const [delimiter, items] = value['Fn::Join'] as [string, CfnValue[]];
-      return asList(items).map(flatten).join(delimiter);
+  return flattenWith(value, (text) => text.replace(/\$\{([^}]*)\}/g, '<$1>'));
+}
+
+/**
+ * Writes a value exactly as cdk-nag 3 writes the details of its findings,
+ * so that a finding can be matched with an acknowledgement: like
+ * {@link flatten}, except that every `${` and every `}` of a string is
+ * replaced, as cdk-nag does.
+ */
+export function flattenLikeCdkNag(value: CfnValue): string {
+  return flattenWith(value, (text) => text.replace(/\$\{/g, '<').replace(/\}/g, '>'));
+}
+
+function flattenWith(value: CfnValue, text: (value: string) => string): string {
+  const visit = (v: CfnValue): string => {
+    if (v === undefined) return '';
+    if (typeof v === 'string') return text(v);
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (isObject(v)) {
+      if (Array.isArray(v['Fn::Join'])) {
+        const [delimiter, items] = v['Fn::Join'] as [string, CfnValue[]];
+        return asList(items).map(visit).join(delimiter);
+      }
+      if (v['Fn::Sub'] !== undefined) {
+        const sub = v['Fn::Sub'];
+        return visit(Array.isArray(sub) ? sub[0] : sub);
+      }
+      if (Array.isArray(v['Fn::GetAtt'])) {
+        const [resource, attribute] = v['Fn::GetAtt'] as [CfnValue, CfnValue];
+        return `<${visit(resource)}.${visit(attribute)}>`;
+      }
+      if (v['Fn::ImportValue'] !== undefined) return visit(v['Fn::ImportValue']);
+      if (v.Ref !== undefined) return `<${visit(v.Ref)}>`;
     }
-    if (value['Fn::Sub'] !== undefined) {
-      const sub = value['Fn::Sub'];
-      return flatten(Array.isArray(sub) ? sub[0] : sub);
-    }
-    if (Array.isArray(value['Fn::GetAtt'])) {
-      const [resource, attribute] = value['Fn::GetAtt'] as [CfnValue, CfnValue];
-      return `<${flatten(resource)}.${flatten(attribute)}>`;
-    }
-    if (value['Fn::ImportValue'] !== undefined) return flatten(value['Fn::ImportValue']);
-    if (value.Ref !== undefined) return `<${flatten(value.Ref)}>`;
-  }
-  return JSON.stringify(value);
+    return JSON.stringify(v);
+  };
+  return visit(value);
 }
 
 /** Returns whether a value is a plain string, with no intrinsic function. */

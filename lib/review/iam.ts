@@ -1,5 +1,5 @@
 import { compareText } from './assembly';
-import { asList, CfnValue, flatten, referencedId, referencedIds } from './cfn';
+import { asList, CfnValue, flatten, flattenLikeCdkNag, referencedId, referencedIds } from './cfn';
 import { globMatches, globsOverlap } from './glob';
 import type { ResourceModel, StackModel } from './model';
 
@@ -29,10 +29,10 @@ export function parseStatements(document: CfnValue): Statement[] {
   return statements.map((s) => ({
     sid: typeof s.Sid === 'string' ? s.Sid : undefined,
     effect: s.Effect === 'Deny' ? 'Deny' : 'Allow',
-    actions: asList(s.Action as CfnValue[]).map(flatten),
-    notActions: asList(s.NotAction as CfnValue[]).map(flatten),
-    resources: asList(s.Resource as CfnValue[]).map(flatten),
-    notResources: asList(s.NotResource as CfnValue[]).map(flatten),
+    actions: asList(s.Action as CfnValue[]).map(flattenLikeCdkNag),
+    notActions: asList(s.NotAction as CfnValue[]).map(flattenLikeCdkNag),
+    resources: asList(s.Resource as CfnValue[]).map(flattenLikeCdkNag),
+    notResources: asList(s.NotResource as CfnValue[]).map(flattenLikeCdkNag),
     principals: [...parsePrincipals(s.Principal), ...parsePrincipals(s.NotPrincipal).map((p) => ({ type: `Not${p.type}`, value: p.value }))],
     condition: (s.Condition as Record<string, unknown> | undefined) ?? undefined,
     resourceIds: [...referencedIds(s.Resource)].sort(compareText),
@@ -107,7 +107,7 @@ export function collectRoles(stack: StackModel): RoleModel[] {
       const id = referencedId(arn);
       const target = stack.resource(id);
       if (target?.type === 'AWS::IAM::ManagedPolicy') managedInTemplate.add(target.logicalId);
-      else managedArns.push(flatten(arn));
+      else managedArns.push(flattenLikeCdkNag(arn));
     }
     const attached: RoleGrant[] = policies
       .filter((p) => managedInTemplate.has(p.logicalId) || asList(p.properties.Roles as CfnValue[]).some((r) => referencedId(r) === role.logicalId))

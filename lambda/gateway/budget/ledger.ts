@@ -60,6 +60,14 @@ export interface ReserveRequest {
   readonly priceUsd: number;
 }
 
+/** A request served without a model call, such as from the response cache, to count against the rate limits. */
+export interface RateCountRequest {
+  readonly requestId: string;
+  readonly agent: string;
+  /** Verified user id; missing or `anonymous` is rejected unless `allowAnonymous`. */
+  readonly userId?: string;
+}
+
 /** Result of a reservation; `guarded` is false when the ledger was down and `failOpen` served the call. */
 export type Reservation =
   | {
@@ -249,6 +257,48 @@ export class BudgetLedger {
       }
       await this.cancelUnconfirmed(requestId, logger);
       return this.unavailable(error, request, logger);
+    }
+  }
+
+  /**
+   * Counts one request with no tokens against the agent's and the user's
+   * per-minute rate counters, in one transaction with the same conditions
+   * as a reservation, and reserves nothing. A request that a model does
+   * not serve, such as a response cache hit, still counts against the
+   * request rate. Raises RateLimitedError naming the counter that had no
+   * room, and BudgetUnavailableError when the ledger cannot be reached,
+   * unless `failOpen` is set, in which case `guarded` is false.
+   */
+  async countRequest(request: RateCountRequest, logger = this.logger): Promise<{ readonly guarded: boolean }> {
+    const { requestId, agent } = request;
+    const userId = this.resolveUser(requestId, request.userId);
+    const amounts = { tokens: 0, nanoUsd: 0 };
+    try {
+      const nowMs = this.now();
+      const overrides = this.overrides === undefined ? NO_OVERRIDES : await this.overrides.get(agent);
+      const config = applyOverrides(this.config, agent, overrides);
+      const plans = planCounters(config, agent, userId, nowMs).filter((plan) => plan.kind === 'rate');
+      // A request limit of 0 would pass the condition of a counter that does not exist yet.
+      for (const plan of plans) {
+        if (findPassedLimit(plan, {}, amounts) !== undefined) {
+          this.countRejection(plan, requestId);
+          throw limitError(plan, await this.readCounter(plan), amounts, requestId);
+        }
+      }
+      if (plans.length === 0) {
+        return { guarded: true };
+      }
+      const items = plans.map((plan) => reserveCounterItem(this.table, plan, amounts));
+      const { failed } = await transactWithRetry(this.client, items, { operation: 'count', requestId }, this.retry);
+      if (failed.length > 0) {
+        throw await this.rejectionFor(failed[0], plans, amounts, requestId);
+      }
+      return { guarded: true };
+    } catch (error) {
+      if (error instanceof AgentStackError) {
+        throw error;
+      }
+      return this.unavailable(error, request, logger, 'count');
     }
   }
 
@@ -472,19 +522,34 @@ export class BudgetLedger {
     this.metrics.put({ Agent: plan.agent }, { [metric.name]: { value: 1, unit: metric.unit } }, { requestId });
   }
 
-  private unavailable(error: unknown, request: ReserveRequest, logger: Logger): Reservation {
+  /**
+   * Raises BudgetUnavailableError for a ledger failure during `operation`,
+   * or, when the budget fails open, logs it, counts `UnguardedCall` and
+   * returns an unguarded result.
+   */
+  private unavailable(
+    error: unknown,
+    request: Pick<ReserveRequest, 'requestId' | 'agent'>,
+    logger: Logger,
+    operation: 'reserve' | 'count' = 'reserve',
+  ): Reservation {
     const { requestId, agent } = request;
     const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const work = operation === 'reserve' ? 'reserve' : 'count against the rate limits';
     if (!this.config.failOpen) {
       throw new BudgetUnavailableError(
-        `The budget ledger table ${this.table} could not reserve request ${requestId} ` +
+        `The budget ledger table ${this.table} could not ${work} request ${requestId} ` +
           `(${cause}), so the call was not made. Retry later; if it persists, check the ` +
           "table and the gateway's network access to DynamoDB.",
         requestId,
         { cause: error },
       );
     }
-    logger.error('Budget ledger unreachable; serving the call without a reservation', { table: this.table }, error);
+    const message =
+      operation === 'reserve'
+        ? 'Budget ledger unreachable; serving the call without a reservation'
+        : 'Budget ledger unreachable; serving the request without counting it against the rate limits';
+    logger.error(message, { table: this.table }, error);
     const metric = AGENT_METRICS.unguardedCall;
     this.metrics.put({ Agent: agent }, { [metric.name]: { value: 1, unit: metric.unit } }, { requestId });
     return { guarded: false, requestId };

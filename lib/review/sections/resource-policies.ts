@@ -81,8 +81,10 @@ function buildResourcePolicies(model: ReviewModel): SectionResult {
   }
   for (const { stack, resource } of permissions) {
     const p = resource.properties;
+    // The permissions of a function URL are reported with the URL itself.
+    if (p.FunctionUrlAuthType !== undefined || p.InvokedViaFunctionUrl !== undefined) continue;
     const open = flatten(p.Principal) === '*' && p.SourceArn === undefined && p.SourceAccount === undefined && p.PrincipalOrgID === undefined;
-    if (open || p.FunctionUrlAuthType === 'NONE') {
+    if (open) {
       finding(stack, resource, `${flatten(p.Action)} on ${flatten(p.FunctionName)}`, 'Anyone may invoke the function.');
     }
   }
@@ -91,7 +93,7 @@ function buildResourcePolicies(model: ReviewModel): SectionResult {
       finding(stack, resource, `function URL of ${flatten(resource.properties.TargetFunctionArn)}`, 'The function URL accepts unauthenticated requests.');
     }
   }
-  for (const api of apis.filter((a) => a.authorization === 'NONE')) {
+  for (const api of apis.filter((a) => a.authorization === 'NONE' && a.resource.type !== 'AWS::Lambda::Url')) {
     finding(api.stack, api.resource, `${api.method} ${api.route}`, 'The API route accepts unauthenticated requests.');
   }
 
