@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Fn, Lazy, RemovalPolicy, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -15,6 +15,7 @@ import { AgentNetwork } from '../constructs/agent-network';
 import { AgentObservability, ObservedAgent } from '../constructs/agent-observability';
 import { AgentService } from '../constructs/agent-service';
 import { AgentTool } from '../constructs/agent-tool';
+import { ApprovalGate } from '../constructs/approval-gate';
 import { ModelGateway } from '../constructs/model-gateway';
 import { TokenBudget } from '../constructs/token-budget';
 import { AgentConfig, AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
@@ -57,6 +58,8 @@ export class AgentStack extends Stack {
    * only a realtime agent creates.
    */
   public readonly feedback?: AgentFeedback;
+  /** Approvals of high-impact tool calls; undefined when no agent has a tool of `high` impact. */
+  public readonly approvals?: ApprovalGate;
 
   constructor(scope: Construct, id: string, props: AgentStackProps) {
     // Validate before any construct exists, so a bad config creates nothing.
@@ -122,6 +125,8 @@ export class AgentStack extends Stack {
         maxTokensPerCall: agent.limits.maxTokensPerCall,
         checkToolResults: agent.checkToolResults,
         trustedTools: agent.tools.filter((tool) => !tool.untrustedOutput).map((tool) => tool.name),
+        promptCache: agent.promptCache,
+        expectedCallsPer5Minutes: agent.expectedCallsPer5Minutes,
       })),
       encryptionKey: this.key,
       memorySize: config.gateway.memoryMiB,
@@ -185,6 +190,11 @@ export class AgentStack extends Stack {
       );
     }
 
+    // Let high-impact tool calls wait for a person's decision when any agent has such a tool.
+    if (config.agents.some((agent) => agent.tools.some((tool) => tool.impact === 'high'))) {
+      this.approvals = this.createApprovalGate(config, logRetention);
+    }
+
     // Create one service per agent, with its tools.
     const cluster = new ecs.Cluster(this, 'Cluster', {
       vpc: this.network.vpc,
@@ -236,6 +246,7 @@ export class AgentStack extends Stack {
         maxReceiveCount: agent.mode === 'background' ? agent.queue.maxReceiveCount : undefined,
         queueRetention: agent.mode === 'background' ? Duration.days(agent.queue.retentionDays) : undefined,
         concurrency: agent.queue.concurrency,
+        approvalGate: this.approvals,
         memoryTtl: Duration.days(config.memory.ttlDays),
         encryptionKey: this.key,
         vpcSubnets: this.network.privateSubnets,
@@ -296,6 +307,38 @@ export class AgentStack extends Stack {
       return Array.from({ length: this.config.network.maxAzs }, (_, i) => Fn.select(i, Fn.getAzs()));
     }
     return super.availabilityZones;
+  }
+
+  /**
+   * Creates the ApprovalGate with the stack key. Requests are announced on
+   * the alarm topic, unless the config lists notification emails, which get
+   * a topic of their own so that approvers receive no alarms.
+   */
+  private createApprovalGate(config: AgentStackConfig, logRetention: logs.RetentionDays): ApprovalGate {
+    const { expiryMinutes, approverRoleArns, notificationEmails } = config.approvals;
+    // AgentObservability creates the alarm topic after the services, which
+    // need the gate first, so the topic's ARN is resolved at synthesis.
+    const alarmTopic =
+      notificationEmails.length > 0
+        ? undefined
+        : sns.Topic.fromTopicArn(this, 'ApprovalTopic', Lazy.string({ produce: () => this.observability.alarmTopic.topicArn }));
+    const gate = new ApprovalGate(this, 'Approvals', {
+      encryptionKey: this.key,
+      topic: alarmTopic,
+      notificationEmails,
+      expiry: Duration.minutes(expiryMinutes),
+      approvers: approverRoleArns.map((arn) => new iam.ArnPrincipal(arn)),
+      logRetention,
+    });
+    new CfnOutput(this, 'ApprovalUrl', {
+      value: gate.functionUrl.url,
+      description: 'IAM-authenticated decision API: GET approvals?agent=NAME, POST approvals/ID/approve or approvals/ID/deny',
+    });
+    new CfnOutput(this, 'ApprovalsTableName', {
+      value: gate.table.tableName,
+      description: 'Approvals table; pass it to the operator command: npm run admin -- approvals list --approvals-table <name>',
+    });
+    return gate;
   }
 
   /** Describes one configured agent and its service for AgentObservability. */

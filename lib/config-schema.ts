@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { approvalsSchema } from './approvals-config-schema';
 import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
 import { firewallSchema } from './firewall-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
@@ -166,6 +167,19 @@ export const agentSchema = z.strictObject({
    * the prompt-injection patterns and the guardrail before they reach the model.
    */
   checkToolResults: z.boolean().default(true),
+  /**
+   * When the gateway adds Bedrock prompt cache points after the agent's tool
+   * definitions and system prompt: `auto` where the prefix reaches the
+   * model's minimum and the expected calls make a cache write pay off,
+   * `always` where the prefix reaches the minimum, `off` never.
+   */
+  promptCache: z.enum(['auto', 'off', 'always']).default('auto'),
+  /**
+   * Calls with the same tools and system prompt the agent is expected to
+   * make in 5 minutes, the prompt cache's lifetime. `auto` uses the larger
+   * of this and what one gateway instance observes.
+   */
+  expectedCallsPer5Minutes: z.number().int().min(0).max(1_000_000).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -199,6 +213,8 @@ export const configSchema = z.strictObject({
   budget: budgetSchema.optional(),
   /** Alarm thresholds, the alarm topic and its email subscriptions. */
   observability: observabilitySchema,
+  /** Expiry, approvers and notification of the approvals of high-impact tool calls. */
+  approvals: approvalsSchema,
   /** The WAF web ACL in front of the realtime endpoint and the realtime workers' body size limit. */
   firewall: firewallSchema,
   memory: z.strictObject({ ttlDays: positiveInt(3_650).default(30) }).prefault({}),
@@ -215,4 +231,5 @@ export type AuthConfig = z.output<typeof authSchema>;
 export type { GatewayConfig, GuardrailConfig } from './gateway-config-schema';
 export type { BudgetConfig } from './budget-config-schema';
 export type { ObservabilityConfig } from './observability-config-schema';
+export type { ApprovalsConfig } from './approvals-config-schema';
 export type { FirewallConfig } from './firewall-config-schema';

@@ -10,6 +10,7 @@ import {
   STACK_LIMIT_PATHS,
 } from '../gateway/budget/overrides';
 import { isSuspensionReason, SuspensionStore, type Suspension } from '../gateway/budget/suspension';
+import { purgeResponseCache } from '../gateway/response-cache';
 import { ApprovalStore } from '../shared/approvals';
 import {
   APPROVALS_TABLE_ENV,
@@ -22,12 +23,16 @@ import { readSpendReport, type SpendLine, type SpendReport } from './spend-repor
 /** Environment variable that names the ledger table when `--table` is left out. */
 export const LEDGER_TABLE_ENV = 'AGENT_STACK_LEDGER_TABLE';
 
+/** Environment variable that names the response cache table when `--cache-table` is left out. */
+export const RESPONSE_CACHE_TABLE_ENV = 'AGENT_STACK_RESPONSE_CACHE_TABLE';
+
 export const USAGE = `Usage: agent-stack-admin <command> [options]
 
 Reads and changes the budget ledger of a deployed AgentStack. The gateway
 and the kill switch read the same items, so a change takes effect on every
 gateway instance within 2 seconds. The approvals commands read and decide
-the approval requests of high-impact tool calls.
+the approval requests of high-impact tool calls, and the cache command
+deletes responses from the gateway's response cache.
 
 Commands:
   spend [--window day|month] [--at DATE] [--agent NAME]
@@ -59,6 +64,10 @@ Commands:
       "ops-alice (arn:aws:sts::111122223333:assumed-role/Ops/alice)", or
       --by NAME alone when STS cannot be reached or --endpoint is set. A
       background agent is resumed through a message on its task queue.
+  cache purge --agent NAME [--user ID]
+      Deletes the agent's cached responses, or with --user only those of
+      one user: the responses in the user's own scope and the shared
+      responses that the user's requests stored.
 
 Limit paths:
   agent:  ${AGENT_LIMIT_PATHS.join(', ')}
@@ -68,6 +77,8 @@ Options:
   --table NAME       ledger table (default: $${LEDGER_TABLE_ENV}; the stack output LedgerTableName)
   --approvals-table NAME
                      approvals table (default: $${APPROVALS_TABLE_ENV}; the stack output ApprovalsTableName)
+  --cache-table NAME response cache table (default: $${RESPONSE_CACHE_TABLE_ENV}; the stack output ResponseCacheTableName)
+  --user ID          user id, as the gateway receives it from the verified identity
   --id ID            approval id, from the notification or approvals list
   --region REGION    AWS region (default: $AWS_REGION)
   --endpoint URL     DynamoDB endpoint, for DynamoDB Local
@@ -116,6 +127,8 @@ const OPTIONS = {
   value: { type: 'string' },
   id: { type: 'string' },
   'approvals-table': { type: 'string' },
+  'cache-table': { type: 'string' },
+  user: { type: 'string' },
 } as const;
 
 type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -288,6 +301,31 @@ async function runApprovals(subcommands: readonly string[], options: Options, en
   }
 }
 
+/** Runs `cache purge` against the response cache table. */
+async function runCache(subcommands: readonly string[], options: Options, environment: CliEnvironment): Promise<void> {
+  const { env } = environment;
+  if (subcommands.length !== 1 || subcommands[0] !== 'purge') {
+    throw new UsageError('cache needs the subcommand purge, such as: cache purge --agent support --user alice.');
+  }
+  const agent = requireAgent(options, 'cache purge');
+  if (options.user === '') {
+    throw new UsageError('cache purge --user needs a user id; leave --user out to purge every user of the agent.');
+  }
+  const tableName = options['cache-table'] ?? env[RESPONSE_CACHE_TABLE_ENV];
+  if (tableName === undefined || tableName === '') {
+    throw new UsageError(
+      `No response cache table: pass --cache-table NAME or set ${RESPONSE_CACHE_TABLE_ENV} (the stack output ResponseCacheTableName).`,
+    );
+  }
+  const client = environment.client ?? createClient(options, env);
+  const userId = options.user;
+  const deleted = await purgeResponseCache({ client, table: tableName, agent, userId });
+  const noun = deleted === 1 ? 'response' : 'responses';
+  const subject = userId === undefined ? `agent ${agent}` : `user ${userId} of agent ${agent}`;
+  const text = `Deleted ${deleted} cached ${noun} of ${subject}.`;
+  environment.stdout(`${options.json === true ? JSON.stringify({ agent, userId: userId ?? null, deleted }, null, 2) : text}\n`);
+}
+
 /**
  * Runs one admin command with `argv` (the arguments after the program name)
  * and returns the exit code: 0 on success, 1 when the ledger call failed and
@@ -312,6 +350,10 @@ export async function runAdmin(argv: readonly string[], environment: CliEnvironm
   try {
     if (command === 'approvals') {
       await runApprovals(extra, options, environment);
+      return 0;
+    }
+    if (command === 'cache') {
+      await runCache(extra, options, environment);
       return 0;
     }
     if (extra.length > 0) {

@@ -25,6 +25,7 @@ import { budgetStep } from './steps/budget';
 import { inputGuardStep } from './steps/input-guard';
 import { invokeModelStep } from './steps/invoke-model';
 import { respondStep } from './steps/respond';
+import { responseCacheStep } from './steps/response-cache';
 import { resolveRouteStep } from './steps/route';
 import { createGatewayServices, type GatewayServicesOptions } from './services';
 import { validateStep } from './steps/validate';
@@ -40,6 +41,7 @@ export const DEFAULT_GATEWAY_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
   inputGuardStep,
+  responseCacheStep,
   budgetStep,
   auditModelCallStep,
   invokeModelStep,
@@ -125,6 +127,7 @@ function logOutcome(context: GatewayContext, startedAt: number, error?: AgentSta
     cacheReadInputTokens: result?.usage.cacheReadInputTokens,
     cacheWriteInputTokens: result?.usage.cacheWriteInputTokens,
     latencyMs: result?.latencyMs,
+    cached: context.response?.cached,
     durationMs: Math.round(context.services.now() - startedAt),
   };
   if (error === undefined) {

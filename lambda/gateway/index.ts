@@ -15,6 +15,7 @@ export { loadGatewayConfigFromEnv, validateGatewayConfig } from './config';
 export * from './failover';
 export * from './handler';
 export * from './pipeline';
+export * from './response-cache';
 export * from './services';
 export * from './settings';
 export * from './stream/handler';

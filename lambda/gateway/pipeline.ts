@@ -14,6 +14,7 @@ import type { MetricsWriter } from '../shared/metrics';
 import type { BudgetLedger, Reservation } from './budget/ledger';
 import type { SuspensionStore } from './budget/suspension';
 import type { CircuitBreaker } from './breaker';
+import type { ResponseCacheStore } from './response-cache';
 import type { ResolvedClientSettings } from './settings';
 
 /** A validated request whose `maxTokens` is resolved against the agent's limit. */
@@ -54,6 +55,8 @@ export interface GatewayServices {
   readonly audit: AuditSink;
   /** Keep prompt and output text in audit records, beside their hashes. */
   readonly auditFullText: boolean;
+  /** Response cache table, set when the configuration has `responseCacheTable`. */
+  readonly responseCache?: ResponseCacheStore;
 }
 
 /**

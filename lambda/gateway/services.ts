@@ -10,6 +10,7 @@ import { LimitOverrideStore } from './budget/overrides';
 import { DEFAULT_SUSPENSION_CACHE_MS, SuspensionStore } from './budget/suspension';
 import { DynamoBreakerStore, createStateTableClient } from './breaker-table';
 import { validateGatewayConfig } from './config';
+import { ResponseCacheStore } from './response-cache';
 import type { GatewayServices } from './pipeline';
 import { resolveBreakerSettings, resolveClientSettings } from './settings';
 
@@ -70,6 +71,11 @@ export interface GatewayServicesOptions {
    * @default - AGENT_AUDIT_FULL_TEXT is `true` when `audit` is not set, false when it is
    */
   readonly auditFullText?: boolean;
+  /**
+   * DynamoDB client for the response cache table named by `config.responseCacheTable`.
+   * @default - createStateTableClient(), in the function's own region
+   */
+  readonly responseCacheTableClient?: DynamoDBDocumentClient;
 }
 
 /**
@@ -132,5 +138,25 @@ export function createGatewayServices(
   const fromEnv = options.audit === undefined ? createAuditSinkFromEnv() : undefined;
   const audit = options.audit ?? fromEnv!.sink;
   const auditFullText = options.auditFullText ?? fromEnv?.fullText ?? false;
-  return { config, clientForRegion, clientSettings, breaker, metrics, now, budget, suspensions, audit, auditFullText };
+  const responseCache =
+    config.responseCacheTable === undefined
+      ? undefined
+      : new ResponseCacheStore({
+          client: options.responseCacheTableClient ?? createStateTableClient(),
+          table: config.responseCacheTable,
+          now,
+        });
+  return {
+    config,
+    clientForRegion,
+    clientSettings,
+    breaker,
+    metrics,
+    now,
+    budget,
+    suspensions,
+    audit,
+    auditFullText,
+    responseCache,
+  };
 }

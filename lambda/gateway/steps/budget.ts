@@ -80,7 +80,7 @@ const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
  * failed read raises BudgetUnavailableError, unless the budget fails open,
  * in which case the call is served and the failure logged.
  */
-async function rejectIfSuspended(context: GatewayContext, request: ResolvedGatewayRequest): Promise<void> {
+export async function rejectIfSuspended(context: GatewayContext, request: ResolvedGatewayRequest): Promise<void> {
   const { agent } = request;
   const { suspensions, config } = context.services;
   if (suspensions === undefined) {

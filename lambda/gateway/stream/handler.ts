@@ -21,6 +21,7 @@ import { createGatewayServices } from '../services';
 import { auditModelCallStep } from '../steps/audit';
 import { budgetStep, createBudgetUsageRecorder } from '../steps/budget';
 import { inputGuardStep } from '../steps/input-guard';
+import { responseCacheStep } from '../steps/response-cache';
 import { resolveRouteStep } from '../steps/route';
 import { validateStep } from '../steps/validate';
 import { StreamEventWriter } from './event-writer';
@@ -40,6 +41,7 @@ export const DEFAULT_STREAM_STEPS: readonly GatewayStep[] = [
   validateStep,
   resolveRouteStep,
   inputGuardStep,
+  responseCacheStep,
   budgetStep,
   auditModelCallStep,
 ];
@@ -100,9 +102,14 @@ function withoutStreamFlag(event: unknown): unknown {
   return request;
 }
 
-/** Replays a response that a step produced without the model, such as a cached one. */
+/**
+ * Replays a response that a step produced without the model, such as a
+ * cached one: `start`, one `delta` per text block and one `toolUse` per
+ * tool-use block, `stop`, and `usage` with the response's usage.
+ */
 async function writeResponse(writer: StreamEventWriter, response: GatewayResponse): Promise<void> {
-  await writer.write({ type: 'start', requestId: response.requestId, target: response.target });
+  const { requestId, target, cached } = response;
+  await writer.write({ type: 'start', requestId, target, ...(cached ? { cached } : {}) });
   for (const [index, block] of response.output.content.entries()) {
     if (typeof block.text === 'string') {
       await writer.write({ type: 'delta', index, text: block.text });
@@ -147,6 +154,7 @@ function logOutcome(
     modelId: usage?.target.modelId ?? context.route?.[0]?.modelId,
     stopReason: usage?.stopReason,
     totalTokens: usage?.usage.totalTokens,
+    cached: context.response?.cached,
     durationMs: Math.round(context.services.now() - startedAt),
   };
   if (error === undefined) {
