@@ -1,6 +1,9 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { ModelTarget } from '../lambda/shared/contracts';
+import { parseModelId } from '../lambda/shared/model-id';
 import type { GrantReason } from './grant-reasons';
+
+export { parseModelId };
 
 /**
  * The gateway's Bedrock permissions, derived from its model targets.
@@ -30,19 +33,6 @@ import type { GrantReason } from './grant-reasons';
 
 /** The two actions the gateway calls on models and inference profiles. */
 export const BEDROCK_INVOKE_ACTIONS = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
-
-/** Geography prefixes of Bedrock cross-region inference profile ids. */
-const PROFILE_PREFIXES = ['us', 'us-gov', 'eu', 'apac', 'ca', 'jp', 'au', 'global'];
-
-/** Splits an inference profile id into its prefix and the model id it serves. */
-export function parseModelId(modelId: string): { profilePrefix?: string; foundationModelId: string } {
-  const dot = modelId.indexOf('.');
-  const prefix = dot > 0 ? modelId.slice(0, dot) : '';
-  if (PROFILE_PREFIXES.includes(prefix)) {
-    return { profilePrefix: prefix, foundationModelId: modelId.slice(dot + 1) };
-  }
-  return { foundationModelId: modelId };
-}
 
 /** Bedrock statements for a set of targets, and the models granted in every region. */
 export interface BedrockTargetPolicy {
