@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type { ModelTarget } from '../lambda/shared/contracts';
+import type { ModelTarget, PromptCacheMode } from '../lambda/shared/contracts';
 import type { ExistingGuardrail, GatewayGuardrailSettings } from './gateway-guardrail-settings';
 import type { TokenBudget } from './token-budget';
 
@@ -32,6 +32,31 @@ export interface ModelGatewayAgent {
    * @default - none: the result of every tool is checked
    */
   readonly trustedTools?: string[];
+
+  /**
+   * When the gateway adds Bedrock prompt cache points after the agent's
+   * tool definitions and system prompt. A cache point goes only into a
+   * field that the target's model accepts and where the prefix reaches the
+   * model's minimum tokens per cache point, so a failover target gets only
+   * the points its model accepts. `auto` adds them only when the expected
+   * calls within the cache's 5-minute lifetime make a cache write, which
+   * costs more than plain input, pay off. `always` skips that check and
+   * `off` adds none.
+   *
+   * @default 'auto'
+   */
+  readonly promptCache?: PromptCacheMode;
+
+  /**
+   * Calls with the same tool definitions and system prompt that the agent
+   * is expected to make in 5 minutes, across all gateway instances. With
+   * `promptCache: 'auto'` the gateway uses the larger of this and the count
+   * one instance observes, which undercounts when Lambda spreads the calls
+   * over several instances.
+   *
+   * @default - none: only the observed count
+   */
+  readonly expectedCallsPer5Minutes?: number;
 }
 
 /**

@@ -235,9 +235,18 @@ export class ModelGateway extends Construct {
   }
 }
 
-/** Returns an agent's runtime settings; `trustedTools` is left out when empty, to save environment space. */
+/**
+ * Returns an agent's runtime settings. `trustedTools` is left out when
+ * empty, and `promptCache` when it is the runtime's default `auto`, to save
+ * environment space.
+ */
 function gatewayAgentConfig(agent: ModelGatewayAgent): GatewayAgentConfig {
-  const config: GatewayAgentConfig = { route: agent.route, maxTokensPerCall: agent.maxTokensPerCall };
+  const config: GatewayAgentConfig = {
+    route: agent.route,
+    maxTokensPerCall: agent.maxTokensPerCall,
+    ...(agent.promptCache === undefined || agent.promptCache === 'auto' ? {} : { promptCache: agent.promptCache }),
+    ...(agent.expectedCallsPer5Minutes === undefined ? {} : { expectedCallsPer5Minutes: agent.expectedCallsPer5Minutes }),
+  };
   if (agent.checkToolResults === false) {
     return config;
   }
@@ -278,6 +287,15 @@ function validateProps(
   describe('breaker', breakerRanges.length > 0 ? breakerRanges : breakerSettingsIssues(breaker));
   if (!Number.isInteger(provisionedConcurrency) || provisionedConcurrency < 0) {
     problems.push(`provisionedConcurrency must be a whole number of 0 or more (got ${provisionedConcurrency})`);
+  }
+  for (const agent of props.agents) {
+    if (agent.promptCache !== undefined && !['auto', 'off', 'always'].includes(agent.promptCache)) {
+      problems.push(`agent ${agent.name}: promptCache must be 'auto', 'off' or 'always' (got ${JSON.stringify(agent.promptCache)})`);
+    }
+    const expected = agent.expectedCallsPer5Minutes;
+    if (expected !== undefined && (!Number.isInteger(expected) || expected < 0)) {
+      problems.push(`agent ${agent.name}: expectedCallsPer5Minutes must be a whole number of 0 or more (got ${expected})`);
+    }
   }
   const guardrail = props.guardrail;
   if (guardrail !== undefined && isExistingGuardrail(guardrail)) {

@@ -21,6 +21,8 @@ const agentSchema = z.strictObject({
   route: z.array(targetSchema).min(1, 'must list at least one target'),
   maxTokensPerCall: z.number().int().positive(),
   toolResultChecks: z.strictObject({ trustedTools: z.array(z.string().min(1)).optional() }).optional(),
+  promptCache: z.enum(['auto', 'off', 'always']).optional(),
+  expectedCallsPer5Minutes: z.number().int().min(0).optional(),
   responseCache: responseCacheSchema.optional(),
 });
 

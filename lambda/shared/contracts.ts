@@ -89,6 +89,18 @@ export interface GatewayAgentConfig {
    * it for every agent unless the agent turns the checks off.
    */
   readonly toolResultChecks?: ToolResultChecks;
+  /**
+   * When the gateway adds Bedrock prompt cache points to the agent's calls.
+   * Absent means `auto`.
+   */
+  readonly promptCache?: PromptCacheMode;
+  /**
+   * Calls with the same tool definitions and system prompt that the agent
+   * is expected to make in 5 minutes, all gateway instances together. In
+   * mode `auto` the gateway uses the larger of this and the count one
+   * instance observes. Absent means 0.
+   */
+  readonly expectedCallsPer5Minutes?: number;
   /** Exact-match response cache of the agent. Without it no response is cached. */
   readonly responseCache?: ResponseCacheSettings;
 }
@@ -124,6 +136,14 @@ export const RESPONSE_CACHE_TABLE_KEY = {
   sortKey: 'sk',
   timeToLive: 'expiresAt',
 } as const;
+
+/**
+ * When the gateway adds Bedrock prompt cache points: `auto` where the
+ * prefix reaches the model's minimum and the agent's expected calls make a
+ * cache write pay off, `always` where the prefix reaches the minimum, and
+ * `off` never.
+ */
+export type PromptCacheMode = 'auto' | 'off' | 'always';
 
 /** Selection of the tool results that the gateway checks for instructions from outside data. */
 export interface ToolResultChecks {
