@@ -171,8 +171,9 @@ function readNestedStacks(root: string, folder: string, parent: AssemblyStack): 
   const nested: AssemblyStack[] = [];
   const resources = Object.entries(parent.template.Resources ?? {}).sort(([a], [b]) => compareText(a, b));
   for (const [logicalId, resource] of resources) {
-    const assetPath = resource.Metadata?.['aws:asset:path'];
-    if (resource.Type !== 'AWS::CloudFormation::Stack' || typeof assetPath !== 'string') continue;
+    if (resource.Type !== 'AWS::CloudFormation::Stack') continue;
+    const assetPath = resource.Metadata?.['aws:asset:path'] ?? nestedTemplateFromUrl(folder, resource.Properties?.TemplateURL);
+    if (typeof assetPath !== 'string') continue;
     const templatePath = path.join(folder, assetPath);
     if (!fs.existsSync(templatePath)) continue;
     const stack: AssemblyStack = {
@@ -189,6 +190,24 @@ function readNestedStacks(root: string, folder: string, parent: AssemblyStack): 
     nested.push(stack, ...readNestedStacks(root, folder, stack));
   }
   return nested;
+}
+
+/**
+ * Finds the template file of a nested stack from its `TemplateURL`, for
+ * templates synthesized without asset metadata (an app synthesized outside
+ * the CDK CLI has none): the URL names the file asset by its hash, and the
+ * asset manifests in the folder give the file of each hash.
+ */
+function nestedTemplateFromUrl(folder: string, templateUrl: unknown): string | undefined {
+  const url = JSON.stringify(templateUrl ?? '');
+  for (const manifestFile of fs.readdirSync(folder).filter((f) => f.endsWith('.assets.json')).sort(compareText)) {
+    const manifest = readJson<{ files?: Record<string, { source?: { path?: string } }> }>(path.join(folder, manifestFile), 'asset manifest');
+    for (const [hash, asset] of Object.entries(manifest.files ?? {})) {
+      const source = asset.source?.path;
+      if (source?.endsWith('.template.json') && url.includes(hash)) return source;
+    }
+  }
+  return undefined;
 }
 
 /** Names a nested stack by its construct path, such as `Parent/Storage` for `Parent/Storage.NestedStack/Storage.NestedStackResource`. */
