@@ -9,6 +9,7 @@ export * from '../constructs/agent-observability';
 export * from '../constructs/agent-service';
 export * from '../constructs/agent-tool';
 export * from '../constructs/approval-gate';
+export * from '../constructs/audit-log';
 export * from '../constructs/gateway-guardrail';
 export * from '../constructs/gateway-guardrail-settings';
 export * from '../constructs/model-gateway';
@@ -21,6 +22,17 @@ export {
   normalizeForInspection,
   type InjectionPattern,
 } from '../lambda/shared/injection-patterns';
+export {
+  AUDIT_FULL_TEXT_ENV,
+  AUDIT_STREAM_ENV,
+  NO_AUDIT,
+  type AuditDecision,
+  type AuditKind,
+  type AuditRecord,
+  type AuditSink,
+  type AuditTokens,
+} from '../lambda/shared/audit';
+export { AUDIT_RECORD_FIELDS, auditRecordProblems, buildAuditRecord, validateAuditRecord } from '../lambda/shared/audit-record';
 export type {
   AgentBudgetConfig,
   ApprovalRuntimeConfig,
