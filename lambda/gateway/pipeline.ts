@@ -14,6 +14,7 @@ import type { MetricsWriter } from '../shared/metrics';
 import type { BudgetLedger, Reservation } from './budget/ledger';
 import type { SuspensionStore } from './budget/suspension';
 import type { CircuitBreaker } from './breaker';
+import type { PrefixTraffic } from './prompt-cache-planner';
 import type { ResponseCacheStore } from './response-cache';
 import type { ResolvedClientSettings } from './settings';
 
@@ -55,6 +56,12 @@ export interface GatewayServices {
   readonly audit: AuditSink;
   /** Keep prompt and output text in audit records, beside their hashes. */
   readonly auditFullText: boolean;
+  /**
+   * Recent calls per agent and prompt prefix, from which the gateway
+   * estimates whether prompt cache points pay off. Without it only the
+   * agents' `expectedCallsPer5Minutes` counts.
+   */
+  readonly promptCacheTraffic?: PrefixTraffic;
   /** Response cache table, set when the configuration has `responseCacheTable`. */
   readonly responseCache?: ResponseCacheStore;
 }

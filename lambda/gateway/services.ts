@@ -12,6 +12,7 @@ import { DynamoBreakerStore, createStateTableClient } from './breaker-table';
 import { validateGatewayConfig } from './config';
 import { ResponseCacheStore } from './response-cache';
 import type { GatewayServices } from './pipeline';
+import { PrefixTraffic } from './prompt-cache-planner';
 import { resolveBreakerSettings, resolveClientSettings } from './settings';
 
 /**
@@ -146,6 +147,7 @@ export function createGatewayServices(
           table: config.responseCacheTable,
           now,
         });
+  const promptCacheTraffic = new PrefixTraffic();
   return {
     config,
     clientForRegion,
@@ -157,6 +159,7 @@ export function createGatewayServices(
     suspensions,
     audit,
     auditFullText,
+    promptCacheTraffic,
     responseCache,
   };
 }

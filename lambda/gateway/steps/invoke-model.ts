@@ -28,17 +28,24 @@ import {
   type ModelCallResult,
   type ResolvedGatewayRequest,
 } from '../pipeline';
+import { CACHE_POINT_BLOCK, type CachePointPlan } from '../prompt-cache';
+import { createCachePointPlanner } from '../prompt-cache-planner';
 import { toTargetError } from '../target-errors';
 
 /**
  * Builds the Converse input, passing content blocks through unchanged. With
- * a guardrail the input carries its `guardrailConfig`, trace enabled.
+ * a guardrail the input carries its `guardrailConfig`, trace enabled. With
+ * `cachePoints` a cache point block follows the last tool definition, the
+ * system prompt, or both.
  */
 export function buildConverseInput(
   request: ResolvedGatewayRequest,
   target: ModelTarget,
   guardrail?: GatewayGuardrail,
+  cachePoints?: CachePointPlan,
 ): ConverseCommandInput {
+  const systemCachePoint = cachePoints?.afterSystem ? [CACHE_POINT_BLOCK] : [];
+  const toolsCachePoint = cachePoints?.afterTools ? [CACHE_POINT_BLOCK] : [];
   // NOTE: binary members such as image bytes arrive as JSON, and nothing
   // converts base64 text to the Uint8Array the SDK expects for them yet.
   return {
@@ -46,19 +53,22 @@ export function buildConverseInput(
     // The validate step checks only that each block is an object, and Bedrock
     // validates the union member, so the cast hands that check to Bedrock.
     messages: request.messages as unknown as ConverseCommandInput['messages'],
-    system: request.system === undefined ? undefined : [{ text: request.system }],
+    system: request.system === undefined ? undefined : [{ text: request.system }, ...systemCachePoint],
     inferenceConfig: { maxTokens: request.maxTokens, temperature: request.temperature },
     toolConfig:
       request.tools === undefined || request.tools.length === 0
         ? undefined
         : {
-            tools: request.tools.map((tool) => ({
-              toolSpec: {
-                name: tool.name,
-                description: tool.description,
-                inputSchema: { json: tool.inputSchema as never },
-              },
-            })),
+            tools: [
+              ...request.tools.map((tool) => ({
+                toolSpec: {
+                  name: tool.name,
+                  description: tool.description,
+                  inputSchema: { json: tool.inputSchema as never },
+                },
+              })),
+              ...toolsCachePoint,
+            ],
           },
     guardrailConfig: converseGuardrailConfig(guardrail),
   };
@@ -151,12 +161,13 @@ async function converseOnce(
   target: ModelTarget,
   signal: AbortSignal,
   crossRegion: CrossRegionGuardrail | undefined,
+  cachePoints: CachePointPlan,
 ): Promise<ModelCallResult> {
   const { clientForRegion, config, now } = context.services;
   const startedAt = now();
   const remote = crossRegion !== undefined && !namesGuardrailInline(config.guardrail, target);
   const sent = remote ? await crossRegion.checkInput(target, signal) : request;
-  const input = buildConverseInput(sent, target, remote ? undefined : config.guardrail);
+  const input = buildConverseInput(sent, target, remote ? undefined : config.guardrail, cachePoints);
   const output = await clientForRegion(target.region).send(new ConverseCommand(input), {
     abortSignal: signal,
     requestTimeout: 0,
@@ -210,6 +221,7 @@ export const invokeModelStep: GatewayStep = {
       agent: request.agent,
       requestId: context.requestId,
     });
+    const planCachePoints = createCachePointPlanner(context, request);
 
     const { value } = await callWithFailover({
       targets: route,
@@ -217,7 +229,8 @@ export const invokeModelStep: GatewayStep = {
       requestId: context.requestId,
       deadline: context.deadline,
       attemptTimeoutMs: clientSettings.attemptTimeoutMs,
-      attempt: (target, signal) => converseOnce(context, request, target, signal, crossRegion),
+      attempt: (target, signal) =>
+        converseOnce(context, request, target, signal, crossRegion, planCachePoints(target)),
       onEvent,
       now,
     });

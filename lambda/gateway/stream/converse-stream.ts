@@ -14,6 +14,7 @@ import type {
 } from '../../shared/contracts';
 import { ModelCallError } from '../../shared/errors';
 import type { ResolvedGatewayRequest } from '../pipeline';
+import type { CachePointPlan } from '../prompt-cache';
 import { buildConverseInput, normalizeUsage } from '../steps/invoke-model';
 
 /** A ConverseStream call that has delivered its first content event. */
@@ -55,12 +56,13 @@ export async function openConverseStream(
   signal: AbortSignal,
   now: () => number,
   guardrail?: GatewayGuardrail,
+  cachePoints?: CachePointPlan,
 ): Promise<OpenedStream> {
   const startedAt = now();
   // The guardrail's default stream processing mode is synchronous: Bedrock
   // checks each chunk before sending it, so blocked text is never streamed, per
   // https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails-streaming.html
-  const command = new ConverseStreamCommand(buildConverseInput(request, target, guardrail));
+  const command = new ConverseStreamCommand(buildConverseInput(request, target, guardrail, cachePoints));
   // The SDK resolves send() only after the first event has arrived, so an
   // exception frame sent first rejects here, like an HTTP error status.
   const output = await client.send(command, { abortSignal: signal });

@@ -14,6 +14,7 @@ import {
 } from '../guardrail-apply';
 import { redactMessage, StreamOutputRedactor } from '../output-redaction';
 import { requireField, type GatewayContext, type GatewayStep } from '../pipeline';
+import { createCachePointPlanner } from '../prompt-cache-planner';
 import { toTargetError } from '../target-errors';
 import {
   openConverseStream,
@@ -127,6 +128,7 @@ async function openOnRoute(
     agent: request.agent,
     requestId: context.requestId,
   });
+  const planCachePoints = createCachePointPlanner(context, request);
   const { value } = await callWithFailover({
     targets: route,
     breaker,
@@ -141,7 +143,7 @@ async function openOnRoute(
       const sent = remote ? await crossRegion.checkInput(target, callSignal) : request;
       const client = clientForRegion(target.region);
       const guardrail = remote ? undefined : config.guardrail;
-      return openConverseStream(client, sent, target, callSignal, now, guardrail);
+      return openConverseStream(client, sent, target, callSignal, now, guardrail, planCachePoints(target));
     },
     onEvent,
     now,
