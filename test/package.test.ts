@@ -100,6 +100,25 @@ describe('packed library', () => {
     expect(help).toContain('set-limit (--agent NAME | --stack)');
   });
 
+  test('ships the review command', () => {
+    const bin = path.join(scratch, 'node_modules', '.bin', 'cdk-agent-stack-review');
+
+    const help = run(bin, ['--help'], scratch);
+
+    expect(help).toContain('Usage: cdk-agent-stack-review [ASSEMBLY] [options]');
+  });
+
+  test('review command reports on the app', () => {
+    const bin = path.join(scratch, 'node_modules', '.bin', 'cdk-agent-stack-review');
+
+    run(bin, ['cdk.out', '--out', 'review', '--no-cfn-lint'], scratch);
+
+    const report = JSON.parse(fs.readFileSync(path.join(scratch, 'review', 'report.json'), 'utf8'));
+    expect(report.stacks).toEqual(['CompanyAgents']);
+    expect(report.sections.iam.data.bedrockInvokeRoles).toEqual([expect.stringMatching(/^CompanyAgents\/GatewayRole/)]);
+    expect(fs.readFileSync(path.join(scratch, 'review', 'report.html'), 'utf8')).toContain('<svg');
+  });
+
   test('ships declarations', () => {
     const types = path.join(scratch, 'node_modules', 'cdk-agent-stack', 'dist', 'lib', 'index.d.ts');
     expect(fs.readFileSync(types, 'utf8')).toContain('agent-stack');
