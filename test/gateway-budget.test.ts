@@ -495,6 +495,10 @@ describe('gateway budget', () => {
     expect(line.ModelLatency).toBe(0);
     expect(line.cacheWriteInputTokens).toBe(100);
     expect(line.CacheHit).toBe(0);
+    expect(line.PromptCacheReadTokens).toBe(0);
+    expect(line.PromptCacheWriteTokens).toBe(100);
+    // A call that only writes the cache pays 100 × ($3.75 - $3) per million tokens more than without it.
+    expect(line.PromptCacheSavedUsd).toBeCloseTo((100 * (3 - 3.75)) / 1_000_000, 12);
     expect(line._aws.Timestamp).toBe(NOW);
     expect(line._aws.CloudWatchMetrics).toEqual([
       {
@@ -516,6 +520,15 @@ describe('gateway budget', () => {
         Namespace: 'AgentStack',
         Dimensions: [['Agent']],
         Metrics: [{ Name: 'CacheHit', Unit: 'Count' }],
+      },
+      {
+        Namespace: 'AgentStack',
+        Dimensions: [['Agent', 'Model'], ['Agent']],
+        Metrics: [
+          { Name: 'PromptCacheReadTokens', Unit: 'Count' },
+          { Name: 'PromptCacheWriteTokens', Unit: 'Count' },
+          { Name: 'PromptCacheSavedUsd', Unit: 'None' },
+        ],
       },
     ]);
   });
@@ -543,11 +556,15 @@ describe('gateway budget', () => {
     expect(line.cacheReadInputTokens).toBe(1_000);
     const groups = line._aws.CloudWatchMetrics;
     expect(line.CacheHit).toBe(0);
-    expect(groups.map((group: any) => group.Namespace)).toEqual(['AgentStack', 'AgentStack', 'AgentStack']);
+    expect(line.PromptCacheReadTokens).toBe(1_000);
+    expect(line.PromptCacheWriteTokens).toBe(0);
+    expect(line.PromptCacheSavedUsd).toBeCloseTo((1_000 * (3 - 0.3)) / 1_000_000, 12);
+    expect(groups.map((group: any) => group.Namespace)).toEqual(['AgentStack', 'AgentStack', 'AgentStack', 'AgentStack']);
     expect(groups.map((group: any) => group.Dimensions)).toEqual([
       [['Agent', 'Model'], ['Agent']],
       [['Agent', 'Model', 'Region'], ['Agent']],
       [['Agent']],
+      [['Agent', 'Model'], ['Agent']],
     ]);
     expect(groups[0].Metrics).toContainEqual({ Name: 'CostUsd', Unit: 'None' });
     expect(groups[1].Metrics).toEqual([{ Name: 'ModelLatency', Unit: 'Milliseconds' }]);

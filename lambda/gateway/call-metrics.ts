@@ -1,6 +1,7 @@
-import type { GatewayRuntimeConfig, ModelTarget, Usage } from '../shared/contracts';
-import type { MetricGroup, MetricsWriter } from '../shared/metrics';
-import { priceCall, type CallUsage } from './budget/pricing';
+import type { GatewayRuntimeConfig, ModelPrice, ModelTarget, Usage } from '../shared/contracts';
+import type { MetricGroup, MetricValue, MetricsWriter } from '../shared/metrics';
+import { AGENT_METRICS } from '../shared/metric-catalog';
+import { priceCall, promptCacheSavingUsd, type CallUsage } from './budget/pricing';
 
 /** Returns the token counts of `usage` in the shape the budget ledger settles. */
 export function callUsageOf(usage: Usage): CallUsage {
@@ -23,11 +24,36 @@ export function callCostUsd(
   target: ModelTarget,
   usage: Usage,
 ): number | undefined {
+  const price = configuredPrice(config, target);
+  return price === undefined ? undefined : priceCall(price, callUsageOf(usage));
+}
+
+function configuredPrice(config: GatewayRuntimeConfig, target: ModelTarget): ModelPrice | undefined {
   const prices = config.budget?.prices;
-  if (prices === undefined || !Object.hasOwn(prices, target.modelId)) {
+  return prices !== undefined && Object.hasOwn(prices, target.modelId) ? prices[target.modelId] : undefined;
+}
+
+/**
+ * Returns the group of PromptCacheReadTokens, PromptCacheWriteTokens
+ * (Count) and PromptCacheSavedUsd (None) with dimensions Agent and Model,
+ * each also under Agent alone, or undefined when Bedrock reported no cache
+ * counts for the call. PromptCacheSavedUsd is left out without a price.
+ */
+function promptCacheGroup(config: GatewayRuntimeConfig, target: ModelTarget, usage: Usage): MetricGroup | undefined {
+  if (usage.cacheReadInputTokens === undefined && usage.cacheWriteInputTokens === undefined) {
     return undefined;
   }
-  return priceCall(prices[target.modelId], callUsageOf(usage));
+  const { promptCacheReadTokens, promptCacheWriteTokens, promptCacheSavedUsd } = AGENT_METRICS;
+  const price = configuredPrice(config, target);
+  const metrics: Record<string, MetricValue> = {
+    [promptCacheReadTokens.name]: { value: usage.cacheReadInputTokens ?? 0, unit: promptCacheReadTokens.unit },
+    [promptCacheWriteTokens.name]: { value: usage.cacheWriteInputTokens ?? 0, unit: promptCacheWriteTokens.unit },
+  };
+  if (price !== undefined) {
+    const savedUsd = promptCacheSavingUsd(price, callUsageOf(usage));
+    metrics[promptCacheSavedUsd.name] = { value: savedUsd, unit: promptCacheSavedUsd.unit };
+  }
+  return { dimensions: ['Agent', 'Model'], rollups: [['Agent']], metrics };
 }
 
 /** Settings of {@link putCallMetrics}. */
@@ -51,7 +77,9 @@ export interface CallMetricsOptions {
  * OutputTokens, TotalTokens (Count) and CostUsd (None) with dimensions
  * Agent and Model, and ModelLatency (Milliseconds) with Agent, Model and
  * Region, each also under Agent alone, and CacheHit (Count) 0 with Agent.
- * Model is the model id or inference profile id as called.
+ * A call with prompt cache counts also gets the group of
+ * {@link promptCacheGroup}. Model is the model id or inference profile id
+ * as called.
  */
 export function putCallMetrics(options: CallMetricsOptions): void {
   const { metrics, config, agent, target, usage, latencyMs, requestId } = options;
@@ -79,9 +107,14 @@ export function putCallMetrics(options: CallMetricsOptions): void {
     dimensions: ['Agent'],
     metrics: { CacheHit: { value: 0, unit: 'Count' } },
   };
+  const promptCache = promptCacheGroup(config, target, usage);
+  const groups = [usageGroup, latencyGroup, cacheGroup];
+  if (promptCache !== undefined) {
+    groups.push(promptCache);
+  }
   metrics.putGroups(
     { Agent: agent, Model: target.modelId, Region: target.region },
-    [usageGroup, latencyGroup, cacheGroup],
+    groups,
     {
       ...options.properties,
       requestId,

@@ -110,6 +110,50 @@ export const AGENT_METRICS = {
     emittedBy: 'gateway',
     description: '1 when the response cache returned the response, 0 when a model was called',
   },
+  promptCacheReadTokens: {
+    name: 'PromptCacheReadTokens',
+    unit: 'Count',
+    dimensions: ['Agent'],
+    emittedBy: 'gateway',
+    description: 'input tokens of one model call that Bedrock read from the prompt cache',
+  },
+  promptCacheReadTokensByModel: {
+    name: 'PromptCacheReadTokens',
+    unit: 'Count',
+    dimensions: ['Agent', 'Model'],
+    emittedBy: 'gateway',
+    description: 'input tokens of one model call read from the prompt cache, per model or inference profile',
+  },
+  promptCacheWriteTokens: {
+    name: 'PromptCacheWriteTokens',
+    unit: 'Count',
+    dimensions: ['Agent'],
+    emittedBy: 'gateway',
+    description: 'input tokens of one model call that Bedrock wrote to the prompt cache',
+  },
+  promptCacheWriteTokensByModel: {
+    name: 'PromptCacheWriteTokens',
+    unit: 'Count',
+    dimensions: ['Agent', 'Model'],
+    emittedBy: 'gateway',
+    description: 'input tokens of one model call written to the prompt cache, per model or inference profile',
+  },
+  promptCacheSavedUsd: {
+    name: 'PromptCacheSavedUsd',
+    unit: 'None',
+    dimensions: ['Agent'],
+    emittedBy: 'gateway',
+    description:
+      'US dollars the prompt cache saved on one model call: its cache reads and writes at the input price ' +
+      'minus their price at the cache rates, negative when the writes cost more than the reads saved',
+  },
+  promptCacheSavedUsdByModel: {
+    name: 'PromptCacheSavedUsd',
+    unit: 'None',
+    dimensions: ['Agent', 'Model'],
+    emittedBy: 'gateway',
+    description: 'US dollars the prompt cache saved on one model call, net of writes, per model or inference profile',
+  },
   responseCacheHit: {
     name: 'ResponseCacheHit',
     unit: 'Count',

@@ -31,6 +31,20 @@ export function priceCall(price: ModelPrice, usage: CallUsage): number {
 }
 
 /**
+ * Returns what the prompt cache saved on a call in US dollars: the price of
+ * its cache reads and writes at the input rate, minus their price at the
+ * cache rates. It is negative when the writes cost more than the reads
+ * saved, as on a call that only writes the cache.
+ */
+export function promptCacheSavingUsd(price: ModelPrice, usage: CallUsage): number {
+  const read = usage.cacheReadTokens ?? 0;
+  const write = usage.cacheWriteTokens ?? 0;
+  const atInputRate = (read + write) * price.inputPerMillion;
+  const atCacheRates = read * price.cacheReadPerMillion + write * price.cacheWritePerMillion;
+  return (atInputRate - atCacheRates) / 1_000_000;
+}
+
+/**
  * Returns the configured price of `modelId`, and throws naming the model
  * when the configuration lists none, because a call without a price cannot
  * be counted against a dollar limit.
