@@ -46,7 +46,7 @@ export interface ApprovalGateProps {
 
   /**
    * Time a request waits for a decision, from 1 minute to 30 days. A
-   * request nobody decides in time expires, which counts as a denial.
+   * request that is not decided in time expires, which counts as a denial.
    *
    * @default Duration.hours(24)
    */
@@ -93,7 +93,7 @@ const DEFAULT_SWEEP_INTERVAL = Duration.minutes(5);
  * Human approval for high-impact tool calls: the approvals table, the
  * topic approvers are notified on, the decision function behind a function
  * URL with AuthType AWS_IAM, and the scheduled sweep that expires requests
- * nobody answered. See `lambda/approval` for the API and
+ * left undecided. See `lambda/approval` for the API and
  * `lambda/shared/approvals.ts` for the request states.
  *
  * A function URL rather than API Gateway, because the API has four routes
@@ -216,7 +216,7 @@ export class ApprovalGate extends Construct {
     // Run the expiry sweep on a schedule.
     this.sweepSchedule = new events.Rule(this, 'SweepSchedule', {
       schedule: events.Schedule.rate(sweepInterval),
-      description: 'ApprovalGate: records approval requests nobody decided before their deadline as expired',
+      description: 'ApprovalGate: records approval requests still pending after their deadline as expired',
       targets: [new targets.LambdaFunction(this.function)],
     });
 

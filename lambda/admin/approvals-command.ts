@@ -19,7 +19,7 @@ export const APPROVALS_TABLE_ENV = 'AGENT_STACK_APPROVALS_TABLE';
 /** Subcommands of `approvals`. */
 export const APPROVAL_SUBCOMMANDS = ['list', 'show', 'approve', 'deny'] as const;
 
-/** What one `approvals` run needs; the CLI builds it from its options. */
+/** Inputs of one `approvals` run, which the CLI builds from its options. */
 export interface ApprovalsCommandContext {
   readonly subcommand: string;
   readonly store: ApprovalStore;
@@ -62,8 +62,8 @@ export async function runApprovalsCommand(context: ApprovalsCommandContext): Pro
     }
     case 'show': {
       const id = requireId(context);
-      // find, not read: showing a request never changes it, so an expiry
-      // stays for the sweep, which also resumes a background agent.
+      // find rather than read, because showing a request must not change it.
+      // The sweep records a lapsed expiry and resumes a background agent.
       const approval = await store.find(id);
       if (approval === undefined) throw notFound(id);
       print(formatApproval(approval, context.now()), { approval: approvalView(approval) });
@@ -89,16 +89,17 @@ export async function runApprovalsCommand(context: ApprovalsCommandContext): Pro
             '; only a pending request before its deadline can be decided.',
         );
       }
-      const continuation = await sendContinuation(context.sqs, result.approval);
+      const { continuation, error } = await sendContinuation(context.sqs, result.approval);
       const resumed =
         continuation === 'none'
           ? 'The caller of the realtime agent resumes the session with {"sessionId", "resume"}.'
           : continuation === 'sent'
             ? 'A continuation message resumes the background agent.'
-            : 'Sending the continuation message failed; resend it with POST /approvals/{id}/continue on the decision URL.';
+            : `Sending the continuation message failed (${error}); resend it with POST /approvals/{id}/continue on the decision URL.`;
       print(`Approval ${id} is ${result.approval.state} by ${decidedBy}. ${resumed}`, {
         approval: approvalView(result.approval),
         continuation,
+        ...(error === undefined ? {} : { continuationError: error }),
       });
       // NOTE: decisions made here are not written to the audit log, because
       // the operator command has no audit sink; the approvals table keeps them.
@@ -111,13 +112,17 @@ export async function runApprovalsCommand(context: ApprovalsCommandContext): Pro
   }
 }
 
-async function sendContinuation(sqs: () => SQSClient, approval: Approval): Promise<'sent' | 'failed' | 'none'> {
-  if (approval.queueUrl === undefined) return 'none';
+/** Sends the continuation message of a background agent's request; a failure is returned, not raised. */
+async function sendContinuation(
+  sqs: () => SQSClient,
+  approval: Approval,
+): Promise<{ continuation: 'sent' | 'failed' | 'none'; error?: string }> {
+  if (approval.queueUrl === undefined) return { continuation: 'none' };
   try {
     await sqs().send(new SendMessageCommand({ QueueUrl: approval.queueUrl, MessageBody: JSON.stringify(continuationOf(approval)) }));
-    return 'sent';
-  } catch {
-    return 'failed';
+    return { continuation: 'sent' };
+  } catch (error) {
+    return { continuation: 'failed', error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
   }
 }
 

@@ -30,7 +30,7 @@ const ONE_APPROVAL = new RegExp(`^/approvals/(${APPROVAL_ID})$`);
 const APPROVAL_ACTION = new RegExp(`^/approvals/(${APPROVAL_ID})/(approve|deny|continue)$`);
 const MAX_REASON_CHARS = 1_000;
 
-/** What the API needs for one request. */
+/** Dependencies and state of one API request. */
 export interface ApiContext {
   readonly store: ApprovalStore;
   readonly sqs: SQSClient;
@@ -87,9 +87,9 @@ export async function serveApprovalRequest(event: FunctionUrlEvent, context: Api
 }
 
 /**
- * Decides the request. When it is no longer pending the caller gets 409
- * with the state it is in; a request this call found past its deadline is
- * recorded as expired first, and a background agent is resumed.
+ * Decides the request. When it is no longer pending, the caller gets 409
+ * with the state it is in. A request that this call found past its
+ * deadline is recorded as expired first, and a background agent is resumed.
  */
 async function decide(
   approvalId: string,

@@ -71,7 +71,7 @@ export function createApprovalHandler(options: ApprovalHandlerOptions): Approval
       }
     }
     if (!isFunctionUrlEvent(event)) {
-      // Raised rather than answered, because only a misconfigured event source sends such an event.
+      // Raised rather than returned as a response, because only a misconfigured event source sends such an event.
       log.error('event is neither a function URL request nor a scheduled event', { expected: 'requestContext.http or source aws.events' });
       throw new Error(`Request ${requestId}: the approval function accepts only function URL requests and scheduled events.`);
     }

@@ -34,7 +34,7 @@ export interface FunctionUrlResult {
   readonly body: string;
 }
 
-/** Maximum request body in bytes; a decision body holds at most a short reason. */
+/** Maximum request body in bytes, because a decision body contains at most a short reason. */
 export const MAX_DECISION_BODY_BYTES = 8_192;
 
 /** Checks whether `event` has the fields of a {@link FunctionUrlEvent}. */

@@ -69,7 +69,7 @@ export interface NewApproval extends ApprovalCall {
   readonly approvalId: string;
   /** Id of the task that requested the call. */
   readonly requestId: string;
-  /** Id of the model's `toolUse` block, which the tool result must answer. */
+  /** Id of the model's `toolUse` block, which the tool result must name. */
   readonly toolUseId: string;
   /** Seconds the request waits for a decision. */
   readonly expirySeconds: number;
@@ -115,7 +115,7 @@ export type DecideResult =
    */
   | { readonly kind: 'conflict'; readonly approval: Approval; readonly expiredNow: boolean };
 
-/** Why {@link ApprovalStore.consume} did not hand out an approval. */
+/** Reason that {@link ApprovalStore.consume} rejected a consume. */
 export type ConsumeRejection = 'pending' | 'denied' | 'expired' | 'used' | 'mismatch';
 
 /** Outcome of {@link ApprovalStore.consume}. */
@@ -363,7 +363,7 @@ export class ApprovalStore {
 
   /**
    * Lists the pending requests of every agent whose deadline has passed,
-   * for the expiry sweep. It scans the sparse index, which holds pending
+   * for the expiry sweep. It scans the sparse index, which contains pending
    * requests only.
    */
   async listDue(): Promise<Approval[]> {

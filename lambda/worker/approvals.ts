@@ -1,6 +1,6 @@
 /**
  * High-impact tool calls in the agent loop. When the model calls a `high`
- * impact tool, the task ends with stop reason `awaiting_approval`: the
+ * impact tool, the task ends with stop reason `awaiting_approval`. The
  * assistant turn with the toolUse is saved without a result, a pending
  * request goes to the approvals table, and approvers are notified on the
  * SNS topic. A later task on the same session answers the toolUse: it
@@ -61,7 +61,7 @@ export interface ToolApprovalsOptions {
   readonly now?: () => number;
 }
 
-/** Tool results that answer the calls a session waited on, and how many tools ran. */
+/** The tool results for the calls a session waited on, and how many tools ran. */
 export interface AnsweredCalls {
   readonly turn: ConverseMessage;
   readonly toolCalls: number;
@@ -78,7 +78,7 @@ export class ToolApprovals {
   /**
    * Returns the first call of `uses` that needs a person's approval: a
    * high-impact tool of the agent with valid input. An invalid call is left
-   * to the tool runner, which answers it with the validation error, so no
+   * to the tool runner, which returns the validation error to the model, so no
    * person is asked to approve a call that cannot run.
    */
   gatedUse(uses: readonly ToolUse[], tools: ToolRunner): ToolUse | undefined {
@@ -125,7 +125,7 @@ export class ToolApprovals {
   }
 
   /**
-   * Answers the tool calls of the session's last turn, which waits for
+   * Builds the tool results for the calls of the session's last turn, which waits for
    * approval `session.pendingApprovalId`. `resume` is the approval id that
    * the caller resumes, or undefined for a new message. A new message is
    * rejected with ApprovalPendingError while the request is pending or
@@ -292,7 +292,7 @@ export class ToolApprovals {
       case 'expired':
         if (result.expiredNow) audit.record(approvalAuditRecord(approval, 'expired', requestId, now));
         return new ApprovalDeniedError(
-          `Tool ${use.name} was not run: nobody decided approval ${approvalId} before it expired at ` +
+          `Tool ${use.name} was not run: approval ${approvalId} expired undecided at ` +
             `${new Date(approval.deadlineMs).toISOString()}. Tell the user that the action was not carried out.`,
           requestId,
         );
@@ -314,7 +314,7 @@ export class ToolApprovals {
   }
 }
 
-/** Builds the SNS message that tells approvers about `approval` and how to decide it. */
+/** Builds the SNS message that notifies approvers of `approval` and shows how to decide it. */
 function notification(topicArn: string, approval: Approval): PublishCommand {
   const args = JSON.stringify(approval.input, null, 2) ?? 'null';
   const shownArgs =
