@@ -369,8 +369,8 @@ export interface WorkerRuntimeConfig {
    */
   readonly confidence?: boolean;
   /**
-   * Where calls of `high` impact tools wait for a person's decision.
-   * Without it the worker rejects every such call.
+   * Approval settings for calls of `high` impact tools, which wait for a
+   * person's decision. Without them the worker rejects every such call.
    */
   readonly approvals?: WorkerApprovalConfig;
 }

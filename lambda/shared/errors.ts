@@ -153,8 +153,8 @@ export class ApprovalRequiredError extends AgentStackError {
 }
 
 /**
- * A person denied a high-impact tool call, or nobody decided it before its
- * approval expired. The agent loop reports it to the model as a tool error.
+ * A person denied a high-impact tool call, or its approval expired before
+ * anyone decided it. The agent loop reports it to the model as a tool error.
  */
 export class ApprovalDeniedError extends AgentStackError {
   public override readonly name = 'ApprovalDeniedError';
