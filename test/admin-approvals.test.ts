@@ -1,7 +1,7 @@
 /**
  * `approvals list|show|approve|deny` of the operator command against
- * DynamoDB Local and fauxqs: what it decides is what the worker's consume
- * sees, the approver names the operator and the AWS caller, and a decision
+ * DynamoDB Local and fauxqs: its decisions are what the worker's consume
+ * reads, the approver names the operator and the AWS caller, and a decision
  * resumes a background agent through its task queue.
  */
 import { randomUUID } from 'crypto';
@@ -104,7 +104,7 @@ describe('admin approvals', () => {
     expect(consumed).toMatchObject({ kind: 'consumed', approval: { decidedBy: `ops-alice (${CALLER})`, decisionReason: 'Order checked' } });
   });
 
-  test('approve without sts names only the operator', async () => {
+  test('approve without sts names operator', async () => {
     callerArn = undefined;
     const request = refund();
     await store().create(request);

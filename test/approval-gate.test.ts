@@ -161,7 +161,7 @@ describe('approval gate endpoint', () => {
     ]);
   });
 
-  test('outside approver is allowed in the resource policy', () => {
+  test('outside approver in resource policy', () => {
     const outside = new GateStack({ approvers: [new iam.ArnPrincipal(APPROVER_ROLE)] });
     const permissions = outside
       .ofType('AWS::Lambda::Permission')

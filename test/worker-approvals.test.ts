@@ -1,9 +1,9 @@
 /**
- * High-impact tool calls end to end, in process: the realtime server and
- * the queue consumer with the real agent loop, gateway handler, loopback
- * Bedrock server, example tool handlers, DynamoDB Local for memory and
- * approvals, fauxqs for the SNS notification and the continuation queue,
- * and the decision function's handler for the approver's decision.
+ * High-impact tool calls end to end, in process. The realtime server and
+ * the queue consumer run the real agent loop, gateway handler, loopback
+ * Bedrock server and example tool handlers. DynamoDB Local keeps memory
+ * and approvals, fauxqs carries the SNS notification and the continuation
+ * queue, and the decision function's handler records the approver's decision.
  */
 import { randomUUID } from 'crypto';
 import type { Server } from 'http';
@@ -188,7 +188,7 @@ describe('realtime approval', () => {
     expect(received.MessageAttributes.tool.Value).toBe('issue_refund');
   });
 
-  test('approved refund runs once and the agent answers', async () => {
+  test('approved refund runs once', async () => {
     const { approvalId, sessionId } = await requestRefund();
     let invocationsAtAudit: number | undefined;
     audit.onRecordNow = () => (invocationsAtAudit = refundInvocations().length);
@@ -242,7 +242,7 @@ describe('realtime approval', () => {
     expect(refundInvocations()).toHaveLength(0);
   });
 
-  test('denied refund reaches the model as an error', async () => {
+  test('denied refund becomes tool error', async () => {
     const { approvalId, sessionId } = await requestRefund();
 
     await decideVia('deny', approvalId, { reason: 'Refund exceeds policy' });
@@ -257,7 +257,7 @@ describe('realtime approval', () => {
     expect(refundInvocations()).toHaveLength(0);
   });
 
-  test('expired refund reaches the model as an error', async () => {
+  test('expired refund becomes tool error', async () => {
     const { approvalId, sessionId } = await requestRefund();
     clock += (EXPIRY_SECONDS + 1) * 1000;
 
@@ -343,7 +343,7 @@ describe('realtime approval', () => {
     expect(refundInvocations()).toHaveLength(0);
   });
 
-  test('invalid arguments are not sent for approval', async () => {
+  test('invalid arguments skip approval', async () => {
     harness.bedrock.script(
       toolUseResponse({ toolUseId: 'refund-1', name: 'issue_refund', input: { orderId: 'ORD-10001' } }),
       textResponse('I need a reason for the refund.'),

@@ -54,11 +54,14 @@ export function urlEvent(options: {
   callerArn?: string | null;
 }): FunctionUrlEvent {
   const callerArn = options.callerArn === undefined ? APPROVER_ARN : options.callerArn;
+  let body: string | undefined;
+  if (typeof options.body === 'string') body = options.body;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
   return {
     rawPath: options.path,
     rawQueryString: new URLSearchParams(options.query ?? {}).toString(),
     queryStringParameters: options.query,
-    body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+    body,
     isBase64Encoded: false,
     requestContext: {
       requestId: 'url-request',
