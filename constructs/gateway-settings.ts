@@ -25,6 +25,12 @@ export const DEFAULT_COOLDOWN_SECONDS = 30;
 /** Default time an instance trusts breaker state read from the state table. */
 export const DEFAULT_BREAKER_CACHE_TTL_MS = 2_000;
 
+/**
+ * Allowed TTL of a response cache in seconds: 1 second to 365 days. The
+ * upper bound only catches a value given in the wrong unit.
+ */
+export const RESPONSE_CACHE_TTL_RANGE = { min: 1, max: 365 * 24 * 3600 } as const;
+
 /** Allowed range of a whole-number setting. */
 export interface SettingRange {
   readonly min: number;

@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type { ModelTarget, PromptCacheMode } from '../lambda/shared/contracts';
+import type { ModelTarget, PromptCacheMode, ResponseCacheScope } from '../lambda/shared/contracts';
 import type { ExistingGuardrail, GatewayGuardrailSettings } from './gateway-guardrail-settings';
 import type { TokenBudget } from './token-budget';
 
@@ -57,6 +57,44 @@ export interface ModelGatewayAgent {
    * @default - none: only the observed count
    */
   readonly expectedCallsPer5Minutes?: number;
+
+  /**
+   * Exact-match response cache: a request equal to an earlier one in
+   * every part that reaches the model is answered with the stored response
+   * instead of a model call. The hit reserves and spends no tokens, but
+   * still counts against the request rate limits, has its output redacted
+   * and is audited. The gateway creates the response cache table when any
+   * agent sets this.
+   *
+   * @default - no response cache
+   */
+  readonly responseCache?: ModelGatewayResponseCache;
+}
+
+/** Exact-match response cache of one agent. */
+export interface ModelGatewayResponseCache {
+  /** Time a stored response is served, in whole seconds from 1 second to 365 days. */
+  readonly ttl: Duration;
+
+  /**
+   * Who shares the cached responses. With `user` a response is served only
+   * to the user whose request stored it. With `agent` every user of the
+   * agent gets the responses that any user's requests stored, which suits
+   * only prompts that carry no user's data, such as questions about public
+   * documentation. `agent` cannot be combined with `cacheToolTurns`.
+   *
+   * @default 'user'
+   */
+  readonly scope?: ResponseCacheScope;
+
+  /**
+   * Cache requests whose conversation contains a tool call or a tool
+   * result. Tool results carry data fetched for one user at one time, so
+   * such a response is only as fresh as the TTL allows.
+   *
+   * @default false
+   */
+  readonly cacheToolTurns?: boolean;
 }
 
 /**

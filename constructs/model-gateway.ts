@@ -5,7 +5,14 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { GATEWAY_ENV, GatewayAgentConfig, GatewayRuntimeConfig, ModelTarget } from '../lambda/shared/contracts';
+import {
+  GATEWAY_ENV,
+  GatewayAgentConfig,
+  GatewayRuntimeConfig,
+  ModelTarget,
+  RESPONSE_CACHE_TABLE_KEY,
+  ResponseCacheSettings,
+} from '../lambda/shared/contracts';
 import { bundledAssetPath, latestNodeRuntime } from './assets';
 import { GatewayGuardrail } from './gateway-guardrail';
 import { ExistingGuardrail, GatewayGuardrailSettings, GUARDRAIL_ID, GUARDRAIL_VERSION } from './gateway-guardrail-settings';
@@ -18,6 +25,7 @@ import {
   rangeIssues,
   resolveBreakerSettings,
   resolveClientSettings,
+  RESPONSE_CACHE_TTL_RANGE,
   SettingsIssue,
 } from './gateway-settings';
 import { recordGrantReason } from './grant-reasons';
@@ -56,12 +64,22 @@ export class ModelGateway extends Construct {
   public static readonly STATE_TTL_ATTRIBUTE = 'expiresAt';
   /** Actions the gateway calls on its state table. */
   public static readonly STATE_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
+  /** Actions the gateway calls on the response cache table: it reads and stores one response at a time. */
+  public static readonly RESPONSE_CACHE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'];
+  /**
+   * Actions the operator command's `cache purge` calls on the response
+   * cache table: Query on an agent's partition and BatchWriteItem with its
+   * deletes, plus DeleteItem for removing one item by hand.
+   */
+  public static readonly RESPONSE_CACHE_PURGE_ACTIONS = ['dynamodb:Query', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem'];
 
   public readonly function: lambda.Function;
   public readonly role: iam.Role;
   public readonly logGroup: logs.LogGroup;
   /** Circuit-breaker state shared by all gateway instances. */
   public readonly stateTable: dynamodb.Table;
+  /** Cached responses of the agents with a response cache; undefined when no agent has one. */
+  public readonly responseCacheTable?: dynamodb.Table;
   /** The guardrail the gateway created; undefined for an existing guardrail. */
   public readonly guardrail?: GatewayGuardrail;
   /** Id of the guardrail the gateway applies. */
@@ -112,6 +130,13 @@ export class ModelGateway extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // Create the response cache table when any agent caches responses.
+    if (props.agents.some((agent) => agent.responseCache !== undefined)) {
+      this.responseCacheTable = createResponseCacheTable(this, props);
+      this.responseCacheTable.encryptionKey?.grant(this.role, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+      this.responseCacheTable.grant(this.role, ...ModelGateway.RESPONSE_CACHE_ACTIONS);
+    }
+
     // Create the guardrail, or adopt an existing one.
     const guardrailProp = props.guardrail;
     if (guardrailProp !== undefined && isExistingGuardrail(guardrailProp)) {
@@ -149,6 +174,7 @@ export class ModelGateway extends Construct {
       stateTable: this.stateTable.tableName,
       guardrail: { id: this.guardrailId, version: this.guardrailVersion, region: this.guardrailRegion },
       budget: props.budget?.gatewayConfig(props.agents.flatMap((a) => a.route.map((t) => ({ modelId: t.modelId, agent: a.name })))),
+      responseCacheTable: this.responseCacheTable?.tableName,
     };
     checkEnvironmentSize(runtimeConfig);
 
@@ -213,6 +239,24 @@ export class ModelGateway extends Construct {
     return this.stateTable.grant(grantee, ...ModelGateway.STATE_TABLE_ACTIONS);
   }
 
+  /**
+   * Grants what the operator command's `cache purge` needs on the response
+   * cache table ({@link ModelGateway.RESPONSE_CACHE_PURGE_ACTIONS}), and
+   * `kms:Decrypt` on the table's customer key when it has one, because a
+   * Query returns the items' keys. Raises when no agent has a response cache.
+   */
+  grantResponseCachePurge(grantee: iam.IGrantable): iam.Grant {
+    const table = this.responseCacheTable;
+    if (table === undefined) {
+      throw new Error(
+        'ModelGateway: grantResponseCachePurge needs a response cache table, which the gateway creates only ' +
+          'when an agent sets responseCache; set it on an agent or remove the grant.',
+      );
+    }
+    table.encryptionKey?.grant(grantee, 'kms:Decrypt');
+    return table.grant(grantee, ...ModelGateway.RESPONSE_CACHE_PURGE_ACTIONS);
+  }
+
   private grantBedrock(targets: ModelTarget[]): void {
     const policy = bedrockTargetPolicy(targets, Aws.PARTITION, Stack.of(this).account);
     for (const statement of policy.statements) this.role.addToPrincipalPolicy(statement);
@@ -247,11 +291,70 @@ function gatewayAgentConfig(agent: ModelGatewayAgent): GatewayAgentConfig {
     ...(agent.promptCache === undefined || agent.promptCache === 'auto' ? {} : { promptCache: agent.promptCache }),
     ...(agent.expectedCallsPer5Minutes === undefined ? {} : { expectedCallsPer5Minutes: agent.expectedCallsPer5Minutes }),
   };
+  const cached = agent.responseCache === undefined ? config : { ...config, responseCache: responseCacheSettings(agent) };
   if (agent.checkToolResults === false) {
-    return config;
+    return cached;
   }
   const trustedTools = agent.trustedTools ?? [];
-  return { ...config, toolResultChecks: trustedTools.length === 0 ? {} : { trustedTools } };
+  return { ...cached, toolResultChecks: trustedTools.length === 0 ? {} : { trustedTools } };
+}
+
+/** Returns an agent's response cache settings with their defaults applied. */
+function responseCacheSettings(agent: ModelGatewayAgent): ResponseCacheSettings {
+  const cache = agent.responseCache!;
+  return {
+    ttlSeconds: cache.ttl.toSeconds(),
+    scope: cache.scope ?? 'user',
+    cacheToolTurns: cache.cacheToolTurns ?? false,
+  };
+}
+
+/**
+ * Creates the response cache table: one partition per agent, the TTL on
+ * `expiresAt`, and the gateway's key.
+ */
+function createResponseCacheTable(scope: Construct, props: ModelGatewayProps): dynamodb.Table {
+  const table = new dynamodb.Table(scope, 'ResponseCache', {
+    partitionKey: { name: RESPONSE_CACHE_TABLE_KEY.partitionKey, type: dynamodb.AttributeType.STRING },
+    sortKey: { name: RESPONSE_CACHE_TABLE_KEY.sortKey, type: dynamodb.AttributeType.STRING },
+    timeToLiveAttribute: RESPONSE_CACHE_TABLE_KEY.timeToLive,
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    encryption: props.encryptionKey ? dynamodb.TableEncryption.CUSTOMER_MANAGED : dynamodb.TableEncryption.AWS_MANAGED,
+    encryptionKey: props.encryptionKey,
+    // Every item is a copy that expires with its TTL, so deleting the stack deletes the cache.
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  Validations.of(table).acknowledge({
+    id: 'AwsSolutions-DDB3',
+    reason:
+      'The table holds only copies of model responses that expire with their TTL, so losing it costs model calls and no data, ' +
+      'and point-in-time recovery would keep purged responses restorable for 35 days.',
+  });
+  return table;
+}
+
+/** Lists the problems of each agent's response cache settings. */
+function responseCacheProblems(agents: readonly ModelGatewayAgent[]): string[] {
+  const problems: string[] = [];
+  for (const agent of agents) {
+    const cache = agent.responseCache;
+    if (cache === undefined) continue;
+    const ttlSeconds = Token.isUnresolved(cache.ttl) ? undefined : cache.ttl.toSeconds({ integral: false });
+    const { min, max } = RESPONSE_CACHE_TTL_RANGE;
+    if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || ttlSeconds < min || ttlSeconds > max)) {
+      problems.push(`agent ${agent.name}: responseCache.ttl must be whole seconds from ${min} to ${max} (got ${ttlSeconds} s)`);
+    }
+    if (cache.scope !== undefined && cache.scope !== 'user' && cache.scope !== 'agent') {
+      problems.push(`agent ${agent.name}: responseCache.scope must be 'user' or 'agent' (got ${JSON.stringify(cache.scope)})`);
+    }
+    if (cache.scope === 'agent' && cache.cacheToolTurns === true) {
+      problems.push(
+        `agent ${agent.name}: responseCache.cacheToolTurns cannot be true with scope 'agent', because tool results carry ` +
+          "one user's data and every user of the agent would receive it; use scope 'user' or leave cacheToolTurns false",
+      );
+    }
+  }
+  return problems;
 }
 
 function isExistingGuardrail(guardrail: GatewayGuardrailSettings | ExistingGuardrail): guardrail is ExistingGuardrail {
@@ -288,6 +391,7 @@ function validateProps(
   if (!Number.isInteger(provisionedConcurrency) || provisionedConcurrency < 0) {
     problems.push(`provisionedConcurrency must be a whole number of 0 or more (got ${provisionedConcurrency})`);
   }
+  problems.push(...responseCacheProblems(props.agents));
   for (const agent of props.agents) {
     if (agent.promptCache !== undefined && !['auto', 'off', 'always'].includes(agent.promptCache)) {
       problems.push(`agent ${agent.name}: promptCache must be 'auto', 'off' or 'always' (got ${JSON.stringify(agent.promptCache)})`);
@@ -346,6 +450,7 @@ function checkEnvironmentSize(runtimeConfig: GatewayRuntimeConfig): void {
       region: longest(runtimeConfig.guardrail.region, MAX_REGION_CHARS),
     },
     budget: runtimeConfig.budget && { ...runtimeConfig.budget, table: longest(runtimeConfig.budget.table, MAX_TABLE_NAME_CHARS) },
+    responseCacheTable: runtimeConfig.responseCacheTable && longest(runtimeConfig.responseCacheTable, MAX_TABLE_NAME_CHARS),
   };
   const environmentBytes = Buffer.byteLength(GATEWAY_ENV.config) + Buffer.byteLength(JSON.stringify(sized));
   const allowed = MAX_ENVIRONMENT_BYTES - ENVIRONMENT_RESERVE_BYTES;
