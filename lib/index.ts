@@ -12,6 +12,7 @@ export * from '../constructs/approval-gate';
 export * from '../constructs/audit-log';
 export * from '../constructs/gateway-guardrail';
 export * from '../constructs/gateway-guardrail-settings';
+export * from '../constructs/grant-reasons';
 export * from '../constructs/model-gateway';
 export * from '../constructs/model-prices';
 export * from '../constructs/token-budget';

@@ -227,8 +227,11 @@ describe('cfn-lint summary', () => {
 
 describe('module loading', () => {
   // Runs node in a child process, so that the modules this test file loaded do not count.
+  // A script that ends in `.then(() => {` prints once its promise settles.
   function loadedAfter(script: string): string[] {
-    const output = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', `${script}\nprocess.stdout.write(JSON.stringify(Object.keys(require.cache)));`], {
+    const print = 'process.stdout.write(JSON.stringify(Object.keys(require.cache)));';
+    const body = script.endsWith('{') ? `${script}\n${print}\n});` : `${script}\n${print}`;
+    const output = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', body], {
       cwd: ROOT,
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,
@@ -243,8 +246,22 @@ describe('module loading', () => {
     expect(loaded.filter((file) => file.includes('@dagrejs') || file.includes('cloudformation-diff'))).toEqual([]);
   }, 60_000);
 
-  test('command loads no aws-cdk-lib', () => {
+  test('help loads no aws-cdk-lib', () => {
     const loaded = loadedAfter("require('./lib/review/cli').runReview(['--help'], { stdout: () => {}, stderr: () => {} });");
     expect(loaded.filter((file) => file.includes(`${path.sep}aws-cdk-lib${path.sep}`))).toEqual([]);
   }, 60_000);
+
+  test('report loads no aws-cdk-lib or diff library', () => {
+    const assembly = synthesize((app: App) => {
+      const stack = new Stack(app, 'Small', { env: { region: 'us-east-1' } });
+      new dynamodb.Table(stack, 'Table', { partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING } });
+    });
+    const out = tempDir('report');
+    const run = `require('./lib/review/cli').runReview([${JSON.stringify(assembly)}, '--out', ${JSON.stringify(out)}, '--no-cfn-lint'], { stdout: () => {}, stderr: () => {} })`;
+    const loaded = loadedAfter(`${run}.then(() => {`);
+
+    expect(fs.existsSync(path.join(out, 'report.json'))).toBe(true);
+    expect(loaded.filter((file) => file.includes(`${path.sep}aws-cdk-lib${path.sep}`) || file.includes('cloudformation-diff'))).toEqual([]);
+    expect(loaded.some((file) => file.includes('@dagrejs'))).toBe(true);
+  }, 120_000);
 });
