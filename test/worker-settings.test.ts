@@ -64,6 +64,18 @@ describe('worker settings', () => {
     );
   });
 
+  test('reads approval settings', () => {
+    const approvals = { table: 'approvals', topicArn: 'arn:aws:sns:us-east-1:111122223333:approvals', expirySeconds: 3_600 };
+
+    expect(parseWorkerConfig(JSON.stringify(workerConfig({ approvals }))).approvals).toEqual(approvals);
+  });
+
+  test('rejects approvals without a topic', () => {
+    const invalid = { ...workerConfig(), approvals: { table: 'approvals', topicArn: 'approvals', expirySeconds: 3_600 } };
+
+    expect(() => parseWorkerConfig(JSON.stringify(invalid))).toThrow(/\/approvals\/topicArn must match pattern/);
+  });
+
   test('rejects a final_answer tool with confidence', () => {
     const config = workerConfig({ confidence: true });
     const clashing = { ...config, tools: [{ ...config.tools[0], name: 'final_answer' }] };
