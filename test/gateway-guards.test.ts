@@ -181,12 +181,20 @@ function userText(text: string): Record<string, unknown> {
   return { messages: [{ role: 'user', content: [{ text }] }] };
 }
 
+/** Builds the definition of a tool that takes a URL, as the worker sends it with tool blocks. */
+function toolSpec(name: string): Record<string, unknown> {
+  const inputSchema = { type: 'object', properties: { url: { type: 'string' } } };
+  return { name, description: `The ${name} tool.`, inputSchema };
+}
+
 /**
  * Builds a conversation in which the model called `tool` and its result
- * follows in the last user turn.
+ * follows in the last user turn. It carries the tool definitions, because
+ * Converse rejects toolUse and toolResult blocks without a toolConfig.
  */
 function toolConversation(result: ContentBlock[], tool = 'fetch_page'): Record<string, unknown> {
   return {
+    tools: [toolSpec(tool)],
     messages: [
       { role: 'user', content: [{ text: 'Summarize the news page.' }] },
       { role: 'assistant', content: [{ toolUse: { toolUseId: 'tu-1', name: tool, input: { url: 'https://news.example/today' } } }] },
@@ -429,7 +437,7 @@ describe('tool results', () => {
       { role: 'user', content: [{ toolResult: { toolUseId: 'tu-2', content: [{ text: 'Second page.' }] } }] },
     ];
 
-    expectSuccess(await handle(request('reader', { messages })));
+    expectSuccess(await handle(request('reader', { messages, tools: [toolSpec('fetch_page')] })));
 
     expect(operations(servers[EAST].requests)).toEqual(['apply-guardrail', 'converse']);
     expect(servers[EAST].requests[0].body).toEqual({ source: 'INPUT', content: [{ text: { text: 'Second page.' } }] });

@@ -234,7 +234,7 @@ describe('agent loop', () => {
   });
 
   test('writes one metric line per task', async () => {
-    harness.bedrock.script(textResponse('Hi there'));
+    harness.bedrock.script(textResponse('Hi there', { usage: { inputTokens: 40, outputTokens: 2 } }));
     await harness.run({ message: 'Hi', requestId: 'req-metrics-1' });
 
     expect(harness.metricLines).toHaveLength(1);
@@ -244,7 +244,7 @@ describe('agent loop', () => {
       Agent: AGENT,
       Reason: 'end_turn',
       LoopIterations: 1,
-      TaskTokens: 2,
+      TaskTokens: 42,
       StopReason: 1,
     });
     expect(line).not.toHaveProperty('Confidence');

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import {
   createRenderTools,
   renderConverseStream,
+  responseBlocks,
   wireUsageOf,
   type RenderTools,
   type StreamRecord,
@@ -22,6 +23,8 @@ import {
   applyGuardrailBody,
   type ApplyGuardrailResponse,
 } from './bedrock-guardrail';
+import { findConverseViolation } from './converse-rules';
+import { countInputTokens, countOutputTokens } from './converse-tokens';
 
 /** Token counts reported with a response. `totalTokens` defaults to their sum. */
 export interface ScriptedUsage {
@@ -48,22 +51,47 @@ export interface TextResponse extends ScriptedBase {
   readonly text: string;
   /** @default 'end_turn' */
   readonly stopReason?: string;
-  /** @default - 1 input token and 1 output token */
+  /**
+   * Token counts to report.
+   * @default - the counts of the request and the response, by the rule of converse-tokens.ts
+   */
   readonly usage?: ScriptedUsage;
+  /**
+   * Reasoning text sent as a signed reasoningContent block before the text.
+   * @default - none
+   */
+  readonly reasoning?: string;
   /** Converse `trace` member, sent as given, such as a guardrail trace. @default - none */
   readonly trace?: unknown;
 }
 
-/** A response that requests a tool call, optionally after some text. */
-export interface ToolUseResponse extends ScriptedBase {
-  readonly type: 'toolUse';
+/** One toolUse block of a response. */
+export interface ScriptedToolUse {
   readonly toolUseId: string;
   readonly name: string;
   readonly input: unknown;
+}
+
+/** A response that requests a tool call, optionally after some text. */
+export interface ToolUseResponse extends ScriptedBase, ScriptedToolUse {
+  readonly type: 'toolUse';
   /** Text block sent before the toolUse block. @default - none */
   readonly text?: string;
-  /** @default - 1 input token and 1 output token */
+  /**
+   * Further toolUse blocks after the first, for parallel tool calls.
+   * @default - none
+   */
+  readonly parallel?: readonly ScriptedToolUse[];
+  /**
+   * Token counts to report.
+   * @default - the counts of the request and the response, by the rule of converse-tokens.ts
+   */
   readonly usage?: ScriptedUsage;
+  /**
+   * Reasoning text sent as a signed reasoningContent block before every other block.
+   * @default - none
+   */
+  readonly reasoning?: string;
 }
 
 /** An AWS error response, such as 429 ThrottlingException. */
@@ -249,14 +277,7 @@ function renderConverse(response: ScriptedResponse, res: ServerResponse): void {
     sendError(res, 500, 'LoopbackScriptMismatchException', message);
     return;
   }
-  const content: object[] = [];
-  if (response.text !== undefined) {
-    content.push({ text: response.text });
-  }
-  if (response.type === 'toolUse') {
-    const { toolUseId, name, input } = response;
-    content.push({ toolUse: { toolUseId, name, input } });
-  }
+  const content = responseBlocks(response);
   sendJson(res, 200, {
     output: { message: { role: 'assistant', content } },
     stopReason: response.type === 'toolUse' ? 'tool_use' : (response.stopReason ?? 'end_turn'),
@@ -319,8 +340,47 @@ function recordRequest(method: string, path: string, headers: IncomingHttpHeader
   };
 }
 
+/** Settings of {@link startBedrockServer}. */
+export interface BedrockServerOptions {
+  /**
+   * Reject a Converse or ConverseStream request that breaks a conversation
+   * rule of converse-rules.ts with the 400 ValidationException Bedrock
+   * returns. The rejected request is recorded but consumes no scripted response.
+   * @default true
+   */
+  readonly enforceConverseRules?: boolean;
+  /**
+   * Check requests as if the model had extended thinking enabled, so that
+   * an active tool loop must keep its reasoning blocks.
+   * @default false
+   */
+  readonly thinking?: boolean;
+}
+
+/** Message type of a rejected request, which the SDK turns into the exception name. */
+export const VALIDATION_ERROR_TYPE = 'ValidationException';
+
+/**
+ * Returns `response` with the usage the server reports for it: the scripted
+ * usage, or else the input tokens of `body` and the output tokens of the
+ * response by the rule of converse-tokens.ts. This is the one place the
+ * server decides a response's usage, so accounting such as prompt caching
+ * can hook in here.
+ */
+export function accountUsage(response: ScriptedResponse, body: unknown): ScriptedResponse {
+  if ((response.type !== 'text' && response.type !== 'toolUse') || response.usage !== undefined) {
+    return response;
+  }
+  const usage = {
+    inputTokens: countInputTokens(body),
+    outputTokens: countOutputTokens(responseBlocks(response)),
+  };
+  return { ...response, usage };
+}
+
 /** Starts a server on 127.0.0.1 on a free port. */
-export async function startBedrockServer(): Promise<BedrockServer> {
+export async function startBedrockServer(options: BedrockServerOptions = {}): Promise<BedrockServer> {
+  const enforceRules = options.enforceConverseRules ?? true;
   const script: ScriptedResponse[] = [];
   const requests: RecordedRequest[] = [];
   const streams: StreamRecord[] = [];
@@ -341,8 +401,15 @@ export async function startBedrockServer(): Promise<BedrockServer> {
         sendError(res, recorded.operation ? 500 : 404, 'UnknownOperationException', message);
         return;
       }
-      const response = script.shift();
-      if (response === undefined) {
+      const isConverse = recorded.operation === 'converse' || recorded.operation === 'converse-stream';
+      const violation =
+        isConverse && enforceRules ? findConverseViolation(recorded.body, { thinking: options.thinking }) : undefined;
+      if (violation !== undefined) {
+        sendError(res, 400, VALIDATION_ERROR_TYPE, violation.message);
+        return;
+      }
+      const scripted = script.shift();
+      if (scripted === undefined) {
         const message =
           `The loopback Bedrock server has no scripted response left for request ` +
           `${requests.length} (POST ${path}). Script one response per expected request, ` +
@@ -350,6 +417,7 @@ export async function startBedrockServer(): Promise<BedrockServer> {
         sendError(res, 500, SCRIPT_EMPTY_ERROR_TYPE, message);
         return;
       }
+      const response = accountUsage(scripted, recorded.body);
       const tools = createRenderTools(requests.length - 1, timers, streams);
       const timer = setTimeout(() => {
         timers.delete(timer);

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
-import type { ScriptedResponse, ScriptedUsage } from './bedrock-server';
+import type { ScriptedResponse, ScriptedUsage, TextResponse, ToolUseResponse } from './bedrock-server';
+import { signReasoning } from './converse-rules';
 
 /** Event types of the ConverseStream output union. */
 export type ConverseStreamEventType =
@@ -259,37 +260,67 @@ export function wireUsageOf(usage: ScriptedUsage | undefined): WireUsage {
   };
 }
 
+/**
+ * Returns the content blocks of a text or tool-use response in the order
+ * the model sends them: reasoning, text, then each toolUse. A reasoning
+ * block carries the loopback signature that converse-rules.ts checks.
+ */
+export function responseBlocks(response: TextResponse | ToolUseResponse): Record<string, unknown>[] {
+  const blocks: Record<string, unknown>[] = [];
+  if (response.reasoning !== undefined) {
+    const reasoningText = { text: response.reasoning, signature: signReasoning(response.reasoning) };
+    blocks.push({ reasoningContent: { reasoningText } });
+  }
+  if (response.text !== undefined) {
+    blocks.push({ text: response.text });
+  }
+  if (response.type === 'toolUse') {
+    for (const { toolUseId, name, input } of [response, ...(response.parallel ?? [])]) {
+      blocks.push({ toolUse: { toolUseId, name, input } });
+    }
+  }
+  return blocks;
+}
+
+/** Returns the events that send one content block at `index`. */
+function blockSteps(block: Record<string, unknown>, index: number): StreamStep[] {
+  if (typeof block.text === 'string') {
+    return [...splitWords(block.text).map((chunk) => streamEvents.text(index, chunk)), streamEvents.blockStop(index)];
+  }
+  if (block.reasoningContent !== undefined) {
+    const { text, signature } = (block.reasoningContent as { reasoningText: { text: string; signature: string } })
+      .reasoningText;
+    const delta = (reasoningContent: Record<string, string>) =>
+      event('contentBlockDelta', { contentBlockIndex: index, delta: { reasoningContent } });
+    return [delta({ text }), delta({ signature }), streamEvents.blockStop(index)];
+  }
+  const { toolUseId, name, input } = block.toolUse as { toolUseId: string; name: string; input: unknown };
+  // The input arrives in two parts, so a client must join them before parsing.
+  const json = JSON.stringify(input ?? {});
+  const half = Math.ceil(json.length / 2);
+  return [
+    streamEvents.toolUseStart(index, toolUseId, name),
+    streamEvents.toolUseInput(index, json.slice(0, half)),
+    streamEvents.toolUseInput(index, json.slice(half)),
+    streamEvents.blockStop(index),
+  ];
+}
+
 /** Steps of a text or tool-use response, so that one script serves both operations. */
 function stepsOf(response: ScriptedResponse): readonly StreamStep[] | undefined {
-  switch (response.type) {
-    case 'stream':
-      return response.steps;
-    case 'text':
-      return textStreamSteps(splitWords(response.text), response);
-    case 'toolUse': {
-      const steps: StreamStep[] = [streamEvents.messageStart()];
-      let index = 0;
-      if (response.text !== undefined) {
-        steps.push(...splitWords(response.text).map((chunk) => streamEvents.text(0, chunk)));
-        steps.push(streamEvents.blockStop(0));
-        index = 1;
-      }
-      // The input arrives in two parts, so a client must join them before parsing.
-      const input = JSON.stringify(response.input ?? {});
-      const half = Math.ceil(input.length / 2);
-      steps.push(
-        streamEvents.toolUseStart(index, response.toolUseId, response.name),
-        streamEvents.toolUseInput(index, input.slice(0, half)),
-        streamEvents.toolUseInput(index, input.slice(half)),
-        streamEvents.blockStop(index),
-        streamEvents.messageStop('tool_use'),
-        streamEvents.metadata(response.usage),
-      );
-      return steps;
-    }
-    default:
-      return undefined;
+  if (response.type === 'stream') {
+    return response.steps;
   }
+  if (response.type !== 'text' && response.type !== 'toolUse') {
+    return undefined;
+  }
+  const stopReason = response.type === 'toolUse' ? 'tool_use' : (response.stopReason ?? 'end_turn');
+  return [
+    streamEvents.messageStart(),
+    ...responseBlocks(response).flatMap(blockSteps),
+    streamEvents.messageStop(stopReason),
+    streamEvents.metadata(response.usage),
+  ];
 }
 
 /**
