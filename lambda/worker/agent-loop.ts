@@ -93,7 +93,7 @@ export interface AgentLoopDeps {
    */
   readonly metrics?: MetricsWriter;
   /**
-   * Where high-impact tool calls wait for a person's decision.
+   * Approval requests of high-impact tool calls, which wait for a person's decision.
    * @default - none, so every high-impact call is rejected
    */
   readonly approvals?: ToolApprovals;
