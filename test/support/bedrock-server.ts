@@ -23,6 +23,7 @@ import {
   applyGuardrailBody,
   type ApplyGuardrailResponse,
 } from './bedrock-guardrail';
+import { accountPromptCache, type PromptCacheAccounting } from './bedrock-cache-accounting';
 import { findConverseViolation } from './converse-rules';
 import { countInputTokens, countOutputTokens } from './converse-tokens';
 
@@ -355,6 +356,12 @@ export interface BedrockServerOptions {
    * @default false
    */
   readonly thinking?: boolean;
+  /**
+   * Prompt cache that splits the input tokens of a request with cache
+   * points into cache reads, cache writes and plain input.
+   * @default - none: usage carries no cache counts unless scripted
+   */
+  readonly promptCache?: PromptCacheAccounting;
 }
 
 /** Message type of a rejected request, which the SDK turns into the exception name. */
@@ -417,7 +424,7 @@ export async function startBedrockServer(options: BedrockServerOptions = {}): Pr
         sendError(res, 500, SCRIPT_EMPTY_ERROR_TYPE, message);
         return;
       }
-      const response = accountUsage(scripted, recorded.body);
+      const response = accountPromptCache(options.promptCache, recorded, accountUsage(scripted, recorded.body));
       const tools = createRenderTools(requests.length - 1, timers, streams);
       const timer = setTimeout(() => {
         timers.delete(timer);
