@@ -127,6 +127,11 @@ export class AgentStack extends Stack {
         trustedTools: agent.tools.filter((tool) => !tool.untrustedOutput).map((tool) => tool.name),
         promptCache: agent.promptCache,
         expectedCallsPer5Minutes: agent.expectedCallsPer5Minutes,
+        responseCache: agent.responseCache && {
+          ttl: Duration.seconds(agent.responseCache.ttlSeconds),
+          scope: agent.responseCache.scope,
+          cacheToolTurns: agent.responseCache.cacheToolTurns,
+        },
       })),
       encryptionKey: this.key,
       memorySize: config.gateway.memoryMiB,
@@ -146,6 +151,12 @@ export class AgentStack extends Stack {
       provisionedConcurrency: config.gateway.provisionedConcurrency,
       budget: this.budget,
     });
+    if (this.gateway.responseCacheTable) {
+      new CfnOutput(this, 'ResponseCacheTableName', {
+        value: this.gateway.responseCacheTable.tableName,
+        description: 'Response cache table; pass it to the operator command: npm run admin -- cache purge --cache-table <name>',
+      });
+    }
 
     // Create the load balancer when any agent is realtime.
     const realtime = config.agents.filter((a) => a.mode === 'realtime');

@@ -4,6 +4,7 @@ import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
 import { firewallSchema } from './firewall-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
 import { observabilitySchema } from './observability-config-schema';
+import { responseCacheSchema } from './response-cache-config-schema';
 
 /**
  * Schema of `agent-stack.config.json`. Every default written here is the
@@ -180,6 +181,11 @@ export const agentSchema = z.strictObject({
    * of this and what one gateway instance observes.
    */
   expectedCallsPer5Minutes: z.number().int().min(0).max(1_000_000).optional(),
+  /**
+   * Exact-match response cache of this agent's model calls: a request equal
+   * to an earlier one is answered with the stored response, without tokens.
+   */
+  responseCache: responseCacheSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
