@@ -16,7 +16,7 @@ export const GRANT_REASON_METADATA_KEY = 'cdk-agent-stack:grant-reason';
  */
 export type GrantFindingKind = 'wildcard' | 'cross-region';
 
-/** Why a grant of a role is as broad as it is. */
+/** Reason a grant of a role is as broad as it is. */
 export interface GrantReason {
   /** Kind of finding the reason explains. */
   readonly kind: GrantFindingKind;

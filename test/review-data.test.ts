@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { App, CfnElement, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -21,10 +23,11 @@ afterAll(removeTempDirs);
 
 describe('data protection of the example stack', () => {
   let json: Json;
+  let assembly = '';
   const ids: Record<string, string> = {};
 
   beforeAll(async () => {
-    const assembly = synthesizeAgentStack(exampleConfig(), (stack) => {
+    assembly = synthesizeAgentStack(exampleConfig(), (stack) => {
       ids.key = logicalId(stack.key);
       ids.memory = logicalId(stack.memory.table);
       ids.queue = logicalId(stack.agents.research.queue!);
@@ -52,8 +55,16 @@ describe('data protection of the example stack', () => {
     expect(json.findings.filter((f: Json) => f.section === 'data-protection' && ['secret', 'unencrypted'].includes(f.kind))).toEqual([]);
   });
 
-  test('no audit pipeline yet', () => {
-    expect(json.sections['data-protection'].data.auditPipelines).toEqual([]);
+  test('audit pipelines match the template', () => {
+    const template = JSON.parse(fs.readFileSync(path.join(assembly, 'AgentStack.template.json'), 'utf8'));
+    const streams = Object.entries(template.Resources).filter(([, r]) => (r as Json).Type === 'AWS::KinesisFirehose::DeliveryStream');
+    const pipelines = json.sections['data-protection'].data.auditPipelines;
+
+    expect(pipelines.map((p: Json) => p.deliveryStream)).toEqual(streams.map(([id]) => id).sort());
+    for (const pipeline of pipelines) {
+      const retention = template.Resources[pipeline.bucket].Properties.ObjectLockConfiguration?.Rule?.DefaultRetention;
+      expect({ mode: pipeline.objectLock.mode, days: pipeline.objectLock.days }).toEqual({ mode: retention?.Mode ?? null, days: retention?.Days ?? null });
+    }
   });
 });
 

@@ -194,9 +194,9 @@ function readNestedStacks(root: string, folder: string, parent: AssemblyStack): 
 
 /**
  * Finds the template file of a nested stack from its `TemplateURL`, for
- * templates synthesized without asset metadata (an app synthesized outside
- * the CDK CLI has none): the URL names the file asset by its hash, and the
- * asset manifests in the folder give the file of each hash.
+ * templates without asset metadata, which an app synthesized outside the
+ * CDK CLI lacks. The URL names the file asset by its hash, and the asset
+ * manifests in the folder map each hash to its file.
  */
 function nestedTemplateFromUrl(folder: string, templateUrl: unknown): string | undefined {
   const url = JSON.stringify(templateUrl ?? '');
@@ -218,10 +218,9 @@ function nestedStackName(parentName: string, logicalId: string, cdkPath: unknown
 
 /**
  * Returns the construct path of a resource from the `aws:cdk:logicalId`
- * metadata, for templates synthesized without path metadata (an app
- * synthesized outside the CDK CLI has none). Among resources of the same
- * logical id in a stack and its nested stacks, the shortest path under
- * `stackPath` is the stack's own.
+ * metadata, for templates without path metadata, which an app synthesized
+ * outside the CDK CLI lacks. When a stack and its nested stacks share a
+ * logical id, the shortest path under `stackPath` is the stack's own.
  */
 export function constructPathOf(metadata: MetadataMap, stackPath: string, logicalId: string): string | undefined {
   let best: string | undefined;

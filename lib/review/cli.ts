@@ -26,7 +26,7 @@ unexplained finding (the report is still written), 2 for invalid options
 or an unreadable assembly.
 `;
 
-/** Where the command writes its messages. */
+/** Output streams of the command. */
 export interface ReviewIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;

@@ -2,8 +2,9 @@ import { compareText } from './assembly';
 import type { Explanation } from './model';
 
 /**
- * Kinds of finding. `--fail-on` accepts the kinds in {@link GATE_KINDS};
- * the others are shown for the reviewer but never fail a run.
+ * Kinds of finding. `--fail-on` accepts only the kinds in
+ * {@link GATE_KINDS}, so the others are shown for the reviewer and cannot
+ * fail a run.
  */
 export type FindingKind =
   | 'wildcard'
@@ -27,7 +28,7 @@ export interface Finding {
   readonly stack: string;
   readonly logicalId: string;
   readonly path: string;
-  /** What the finding is about, such as an action, an ARN or a listener. */
+  /** Subject of the finding, such as an action, an ARN or a listener. */
   readonly subject: string;
   readonly message: string;
   /** The recorded reason; undefined when the finding is unexplained. */

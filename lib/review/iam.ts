@@ -58,10 +58,10 @@ export function allowsActionLike(statement: Statement, pattern: string): boolean
   return statement.actions.some((action) => globsOverlap(action, pattern));
 }
 
-/** Where a statement of a role comes from. */
+/** Origin of a statement of a role. */
 export interface GrantSource {
   readonly kind: 'inline' | 'policy' | 'managed-policy';
-  /** The resource that holds the statement: the role for inline policies, the policy otherwise. */
+  /** The resource that contains the statement: the role for inline policies, and the policy otherwise. */
   readonly logicalId: string;
   readonly path: string;
   readonly policyName?: string;

@@ -63,7 +63,7 @@ export interface SynthWarning {
   readonly message: string;
 }
 
-/** Where the reason for a finding comes from. */
+/** Origin and text of the reason for a finding. */
 export interface Explanation {
   readonly source: 'acknowledgement' | 'grant-reason';
   /** The acknowledged rule id, for an acknowledgement. */

@@ -12,7 +12,7 @@ export interface SecretInEnvironment {
   readonly stack: string;
   readonly resource: ResourceModel;
   readonly variable: string;
-  /** What made it look like a secret, such as `aws-access-key-id` or `name`. */
+  /** Pattern that matched, such as `aws-access-key-id`, or `name` for a variable name that suggests a secret. */
   readonly kind: string;
   readonly value: string;
 }

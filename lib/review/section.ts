@@ -1,7 +1,7 @@
 import type { Finding } from './findings';
 import type { ReviewModel } from './model';
 
-/** What the report was asked to do, as every section sees it. */
+/** Options of a report run, passed to every section. */
 export interface ReviewOptions {
   /**
    * The cfn-lint command to run, or false to skip it. A command that is not
@@ -12,7 +12,7 @@ export interface ReviewOptions {
   readonly cfnLint?: string | false;
 }
 
-/** What one section adds to the report. */
+/** Output of one section. */
 export interface SectionResult {
   readonly findings: readonly Finding[];
   /** Data for report.json; plain JSON with deterministic key and item order. */

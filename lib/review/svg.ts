@@ -2,7 +2,7 @@ import type * as Dagre from '@dagrejs/dagre';
 import { escapeHtml } from './blocks';
 import type { DiagramGraph, NodeKind } from './diagram-graph';
 
-// Text metrics of the 12 px sans-serif font the SVG asks for; an estimate, so boxes leave a margin.
+// Estimated text metrics of the 12 px sans-serif font the SVG names, so boxes leave a margin.
 const CHAR_WIDTH = 7;
 const LINE_HEIGHT = 16;
 const PADDING = 10;

@@ -71,7 +71,9 @@ function buildChanges(model: ReviewModel, previous: ReviewModel): SectionResult 
 
 function stackChanges(diffModule: typeof CloudFormationDiff, name: string, before: StackModel | undefined, after: StackModel | undefined): StackChanges {
   const diff = diffModule.fullDiff(before?.template ?? {}, after?.template ?? {});
-  const status = !before ? 'added' : !after ? 'removed' : diff.isEmpty ? 'unchanged' : 'changed';
+  let status: StackChanges['status'] = diff.isEmpty ? 'unchanged' : 'changed';
+  if (!before) status = 'added';
+  else if (!after) status = 'removed';
   return { stack: name, status, iam: iamChanges(diff), securityGroups: securityGroupChanges(diff), resources: resourceChanges(diff), other: otherChanges(diff) };
 }
 

@@ -24,7 +24,7 @@ interface CfnLintFinding {
 /** Result of running cfn-lint on every template. */
 export interface CfnLintSummary {
   readonly status: 'run' | 'not run';
-  /** Why cfn-lint did not run. */
+  /** Reason cfn-lint did not run. */
   readonly reason?: string;
   readonly version?: string;
   readonly templates: number;

@@ -200,10 +200,11 @@ function describeStore(stack: StackModel, resource: ResourceModel): DataStore {
   switch (resource.type) {
     case 'AWS::DynamoDB::Table':
     case 'AWS::DynamoDB::GlobalTable': {
-      // DynamoDB encrypts every table at rest, with an AWS owned key unless told otherwise, and serves only HTTPS.
+      // DynamoDB encrypts every table at rest, with an AWS owned key unless the table names another, and serves only HTTPS.
       // Source: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/EncryptionAtRest.html
       const sse = p.SSESpecification as { SSEEnabled?: boolean; KMSMasterKeyId?: CfnValue } | undefined;
-      const atRest = sse?.SSEEnabled ? (sse.KMSMasterKeyId !== undefined ? keyName(stack, sse.KMSMasterKeyId) : 'AWS managed key (aws/dynamodb)') : 'AWS owned key (DynamoDB default)';
+      let atRest = 'AWS owned key (DynamoDB default)';
+      if (sse?.SSEEnabled) atRest = sse.KMSMasterKeyId !== undefined ? keyName(stack, sse.KMSMasterKeyId) : 'AWS managed key (aws/dynamodb)';
       return { ...base, atRest, encryptedAtRest: true, inTransit: 'HTTPS only (DynamoDB endpoints)', tlsRequired: true };
     }
     case 'AWS::S3::Bucket': {
@@ -260,7 +261,8 @@ function describeStore(stack: StackModel, resource: ResourceModel): DataStore {
       return { ...base, atRest: p.KmsKeyId !== undefined ? keyName(stack, p.KmsKeyId) : 'CloudWatch Logs service key', encryptedAtRest: true, inTransit: 'HTTPS only (CloudWatch Logs endpoints)', tlsRequired: true };
     case 'AWS::KinesisFirehose::DeliveryStream': {
       const input = p.DeliveryStreamEncryptionConfigurationInput as { KeyType?: string; KeyARN?: CfnValue } | undefined;
-      const atRest = input ? (input.KeyARN !== undefined ? keyName(stack, input.KeyARN) : `${input.KeyType ?? 'AWS_OWNED_CMK'}`) : 'buffered without server-side encryption';
+      let atRest = 'buffered without server-side encryption';
+      if (input) atRest = input.KeyARN !== undefined ? keyName(stack, input.KeyARN) : (input.KeyType ?? 'AWS_OWNED_CMK');
       return { ...base, atRest, encryptedAtRest: input !== undefined || p.DeliveryStreamType === 'KinesisStreamAsSource', inTransit: 'HTTPS only (Firehose endpoints)', tlsRequired: true };
     }
     case 'AWS::Kinesis::Stream': {

@@ -31,7 +31,7 @@ export interface PublicListener {
 interface SecurityGroupRule {
   readonly stack: string;
   readonly group: ResourceModel;
-  /** The resource that holds the rule: the group itself for inline rules. */
+  /** The resource that contains the rule: the group itself for inline rules. */
   readonly holder: ResourceModel;
   readonly direction: 'ingress' | 'egress';
   readonly protocol: string;
@@ -199,7 +199,9 @@ function describeRule(stack: StackModel, group: ResourceModel, holder: ResourceM
   const protocol = flatten(rule.IpProtocol ?? '-1');
   const from = rule.FromPort === undefined ? undefined : flatten(rule.FromPort);
   const to = rule.ToPort === undefined ? undefined : flatten(rule.ToPort);
-  const ports = protocol === '-1' ? 'all' : from === undefined ? 'all' : from === to ? from : `${from}-${to}`;
+  let ports = `${from}-${to}`;
+  if (protocol === '-1' || from === undefined) ports = 'all';
+  else if (from === to) ports = from;
   const groupPeer = rule.SourceSecurityGroupId ?? rule.DestinationSecurityGroupId;
   const peerGroup = stack.resource(referencedId(groupPeer));
   const peer =

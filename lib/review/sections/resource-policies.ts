@@ -22,7 +22,7 @@ const RESTRICTING_CONDITION_KEYS = [
   'kms:viaservice',
 ];
 
-/** Resource types with a policy document, and the property that holds it and names its target. */
+/** Resource types with a policy document, the property that contains it and the property that names its target. */
 const POLICY_TYPES: Record<string, { document: string; target?: string }> = {
   'AWS::KMS::Key': { document: 'KeyPolicy' },
   'AWS::S3::BucketPolicy': { document: 'PolicyDocument', target: 'Bucket' },
