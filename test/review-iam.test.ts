@@ -4,6 +4,7 @@ import { CfnElement, Stack } from 'aws-cdk-lib';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { IConstruct } from 'constructs';
+import { crossRegionGrantReason } from '../constructs/model-gateway-iam';
 import { AgentStack } from '../lib/agent-stack';
 import { exampleConfig, removeTempDirs, reviewOf, runCommand, synthesizeAgentStack, tempDir } from './support/review';
 
@@ -173,5 +174,30 @@ describe('iam section with a second realtime agent and a custom resource', () =>
     const policyFindings = json.findings.filter((f: Json) => f.kind === 'wildcard' && f.path.includes('ReadParameter'));
     expect(policyFindings.map((f: Json) => f.subject)).toEqual(['Resource::*']);
     expect(policyFindings[0].explained).toBe(false);
+  });
+});
+
+describe('gateway cross-region grant reason', () => {
+  test('none for plain models in the stack region', () => {
+    expect(crossRegionGrantReason([{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }], 'us-east-1')).toBeUndefined();
+  });
+
+  test('names the regions of the targets', () => {
+    const reason = crossRegionGrantReason(
+      [
+        { region: 'us-west-2', modelId: 'amazon.nova-pro-v1:0' },
+        { region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' },
+      ],
+      'us-east-1',
+    );
+
+    expect(reason?.kind).toBe('cross-region');
+    expect(reason?.actions).toEqual(['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream']);
+    expect(reason?.reason).toMatch(/configured targets in us-east-1, us-west-2,/);
+  });
+
+  test('given for a profile in the stack region', () => {
+    const reason = crossRegionGrantReason([{ region: 'us-east-1', modelId: 'us.amazon.nova-pro-v1:0' }], 'us-east-1');
+    expect(reason?.resources).toEqual(['arn:*:bedrock:*']);
   });
 });
