@@ -1045,6 +1045,30 @@ describe('tool result checks from the config', () => {
   });
 });
 
+describe('prompt cache from the config', () => {
+  const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
+  const tuned: AgentStackConfigInput = {
+    ...config,
+    agents: config.agents.map((agent) =>
+      agent.name === 'research' ? { ...agent, promptCache: 'off' } : { ...agent, expectedCallsPer5Minutes: 40 },
+    ),
+  };
+  const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'PromptCache', { config: tuned, configDir: ROOT });
+  const synth = new StackTemplate(stack);
+  const gatewayFunction = synth.resources[synth.logicalId(stack.gateway.function)].Properties;
+  const agents = JSON.parse(flatten(gatewayFunction.Environment.Variables.AGENT_GATEWAY_CONFIG)).agents;
+
+  test('mode reaches the gateway', () => {
+    expect(agents.research.promptCache).toBe('off');
+    expect(agents.support).not.toHaveProperty('promptCache');
+  });
+
+  test('expected calls reach the gateway', () => {
+    expect(agents.support.expectedCallsPer5Minutes).toBe(40);
+    expect(agents.research).not.toHaveProperty('expectedCallsPer5Minutes');
+  });
+});
+
 describe('budget from the config', () => {
   const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
   const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'AgentStack', { config, configDir: ROOT });

@@ -461,6 +461,23 @@ describe('runtime config', () => {
     expect(synth.runtimeConfig().agents.helper.toolResultChecks).toEqual({ trustedTools: ['lookup_order'] });
   });
 
+  test('prompt cache settings in the environment', () => {
+    const synth = new GatewayStack({
+      agents: [{ name: 'helper', route, maxTokensPerCall: 1_024, promptCache: 'off', expectedCallsPer5Minutes: 12 }],
+    });
+
+    const helper = synth.runtimeConfig().agents.helper;
+
+    expect(helper.promptCache).toBe('off');
+    expect(helper.expectedCallsPer5Minutes).toBe(12);
+  });
+
+  test('auto prompt cache left out', () => {
+    const synth = new GatewayStack({ agents: [{ name: 'helper', route, maxTokensPerCall: 1_024, promptCache: 'auto' }] });
+
+    expect(synth.runtimeConfig().agents.helper).not.toHaveProperty('promptCache');
+  });
+
   test('tool result checks turned off', () => {
     const synth = new GatewayStack({
       agents: [{ name: 'helper', route, maxTokensPerCall: 1_024, checkToolResults: false, trustedTools: ['lookup_order'] }],
@@ -518,6 +535,18 @@ describe('gateway prop errors', () => {
     expect(build({ client: { requestDeadlineMs: 50_000, attemptTimeoutMs: 55_000 } })).toThrow(
       /client\.attemptTimeoutMs exceeds requestDeadlineMs \(50000\).*\(got 55000\)/,
     );
+  });
+
+  test('negative expected calls', () => {
+    const agents = [{ name: 'helper', route: [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }], maxTokensPerCall: 1_024, expectedCallsPer5Minutes: -1 }];
+
+    expect(build({ agents })).toThrow(/agent helper: expectedCallsPer5Minutes must be a whole number of 0 or more \(got -1\)/);
+  });
+
+  test('unknown prompt cache mode', () => {
+    const agents = [{ name: 'helper', route: [{ region: 'us-east-1', modelId: 'amazon.nova-pro-v1:0' }], maxTokensPerCall: 1_024, promptCache: 'sometimes' as never }];
+
+    expect(build({ agents })).toThrow(/agent helper: promptCache must be 'auto', 'off' or 'always' \(got "sometimes"\)/);
   });
 
   test('fractional sdk attempts', () => {
