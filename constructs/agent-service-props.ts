@@ -9,6 +9,7 @@ import type { AgentEndpoint } from './agent-endpoint';
 import type { AgentMemory } from './agent-memory';
 import type { AgentTool } from './agent-tool';
 import type { ApprovalGate } from './approval-gate';
+import type { AuditLog } from './audit-log';
 import type { ModelGateway } from './model-gateway';
 
 /** A period with a different number of warm tasks, such as business hours. */
@@ -45,6 +46,14 @@ export interface AgentServiceProps {
    * @default - none, so the worker rejects every call of a high-impact tool
    */
   readonly approvalGate?: ApprovalGate;
+
+  /**
+   * Audit log of the agent's tool calls and approvals. The worker gets the
+   * log's environment and may put records on its stream.
+   *
+   * @default - none, so the worker records nothing
+   */
+  readonly auditLog?: AuditLog;
 
   /**
    * Load balancer a realtime agent is routed through. Required for realtime agents.

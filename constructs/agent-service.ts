@@ -129,6 +129,7 @@ export class AgentService extends Construct {
     };
     if (this.queue) environment[WORKER_ENV.queueUrl] = this.queue.queueUrl;
     if (realtime) environment[WORKER_ENV.port] = String(CONTAINER_PORT);
+    Object.assign(environment, props.auditLog?.environment());
     this.taskDefinition.addContainer(CONTAINER_NAME, {
       image: props.image ?? ecs.ContainerImage.fromAsset(bundledAssetPath('worker')),
       environment,
@@ -160,6 +161,7 @@ export class AgentService extends Construct {
     props.memory.grantWorkerAccess(taskRole);
     for (const tool of tools) tool.grantInvoke(taskRole);
     props.approvalGate?.grantRequest(taskRole);
+    props.auditLog?.grantWrite(taskRole);
     if (this.queue) {
       this.queue.grantConsumeMessages(taskRole);
       props.approvalGate?.addContinuationQueue(this.queue);

@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { ModelTarget, PromptCacheMode, ResponseCacheScope } from '../lambda/shared/contracts';
 import type { ExistingGuardrail, GatewayGuardrailSettings } from './gateway-guardrail-settings';
+import type { AuditLog } from './audit-log';
 import type { TokenBudget } from './token-budget';
 
 /** One agent the gateway serves. */
@@ -288,4 +289,12 @@ export interface ModelGatewayProps {
    * @default - no budget: the gateway reserves nothing
    */
   readonly budget?: TokenBudget;
+
+  /**
+   * Audit log of model calls, budget rejections and guard verdicts. The
+   * function gets the log's environment and may put records on its stream.
+   *
+   * @default - none, so the gateway records nothing
+   */
+  readonly auditLog?: AuditLog;
 }

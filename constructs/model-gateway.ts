@@ -163,8 +163,9 @@ export class ModelGateway extends Construct {
     this.grantStateAccess(this.role);
     if (this.guardrail) props.encryptionKey?.grantDecrypt(this.role);
 
-    // Let the gateway reserve and settle in the budget ledger.
+    // Let the gateway reserve and settle in the budget ledger, and write audit records.
     props.budget?.grantLedger(this.role);
+    props.auditLog?.grantWrite(this.role);
 
     // Write the runtime configuration, which must fit Lambda's 4 KB environment.
     const runtimeConfig: GatewayRuntimeConfig = {
@@ -189,7 +190,13 @@ export class ModelGateway extends Construct {
       timeout,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      environment: { [GATEWAY_ENV.config]: Stack.of(this).toJsonString(runtimeConfig), NODE_OPTIONS: '--enable-source-maps' },
+      // The audit variables take at most about 110 bytes (a stream name has
+      // at most 64 characters), within the space checkEnvironmentSize keeps free.
+      environment: {
+        [GATEWAY_ENV.config]: Stack.of(this).toJsonString(runtimeConfig),
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.auditLog?.environment(),
+      },
       environmentEncryption: props.encryptionKey,
       vpc: props.vpc,
       vpcSubnets: props.vpc ? (props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }) : undefined,

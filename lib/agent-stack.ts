@@ -16,6 +16,7 @@ import { AgentObservability, ObservedAgent } from '../constructs/agent-observabi
 import { AgentService } from '../constructs/agent-service';
 import { AgentTool } from '../constructs/agent-tool';
 import { ApprovalGate } from '../constructs/approval-gate';
+import { AUDIT_TABLE_NAME, AuditLog } from '../constructs/audit-log';
 import { ModelGateway } from '../constructs/model-gateway';
 import { TokenBudget } from '../constructs/token-budget';
 import { AgentConfig, AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
@@ -47,6 +48,8 @@ export class AgentStack extends Stack {
   public readonly gateway: ModelGateway;
   /** The budget ledger; undefined when the config has no budget section. */
   public readonly budget?: TokenBudget;
+  /** The audit log that the gateway and every agent write their decisions to. */
+  public readonly audit: AuditLog;
   public readonly endpoint?: AgentEndpoint;
   /** The WAF web ACL of the endpoint; undefined without an endpoint or when firewall.enabled is false. */
   public readonly firewall?: AgentFirewall;
@@ -118,6 +121,22 @@ export class AgentStack extends Stack {
         description: 'Budget ledger table; pass it to the operator command: npm run admin -- --table <name>',
       });
     }
+    this.audit = new AuditLog(this, 'Audit', {
+      encryptionKey: this.key,
+      retentionMode: config.audit.retentionMode,
+      retentionDays: config.audit.retentionDays,
+      fullText: config.audit.fullText,
+      infrequentAccessAfterDays: config.audit.infrequentAccessAfterDays,
+      instantRetrievalAfterDays: config.audit.instantRetrievalAfterDays,
+      expireAfterDays: config.audit.expireAfterDays,
+      logRetention,
+    });
+    new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucket.bucketName, description: 'Bucket of the audit records, with Object Lock' });
+    new CfnOutput(this, 'AuditDatabaseName', {
+      value: this.audit.databaseName,
+      description: `Glue database of the audit table ${AUDIT_TABLE_NAME}; query it in the Athena workgroup AuditWorkGroupName`,
+    });
+    new CfnOutput(this, 'AuditWorkGroupName', { value: this.audit.workGroupName, description: 'Athena workgroup for audit queries, with encrypted results' });
     this.gateway = new ModelGateway(this, 'Gateway', {
       agents: config.agents.map((agent) => ({
         name: agent.name,
@@ -150,6 +169,7 @@ export class AgentStack extends Stack {
           : config.guardrail,
       provisionedConcurrency: config.gateway.provisionedConcurrency,
       budget: this.budget,
+      auditLog: this.audit,
     });
     if (this.gateway.responseCacheTable) {
       new CfnOutput(this, 'ResponseCacheTableName', {
@@ -258,6 +278,7 @@ export class AgentStack extends Stack {
         queueRetention: agent.mode === 'background' ? Duration.days(agent.queue.retentionDays) : undefined,
         concurrency: agent.queue.concurrency,
         approvalGate: this.approvals,
+        auditLog: this.audit,
         memoryTtl: Duration.days(config.memory.ttlDays),
         encryptionKey: this.key,
         vpcSubnets: this.network.privateSubnets,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { approvalsSchema } from './approvals-config-schema';
+import { auditSchema } from './audit-config-schema';
 import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
 import { firewallSchema } from './firewall-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
@@ -223,6 +224,8 @@ export const configSchema = z.strictObject({
   approvals: approvalsSchema,
   /** The WAF web ACL in front of the realtime endpoint and the realtime workers' body size limit. */
   firewall: firewallSchema,
+  /** Object Lock retention, full text and storage classes of the audit log. */
+  audit: auditSchema,
   memory: z.strictObject({ ttlDays: positiveInt(3_650).default(30) }).prefault({}),
   logRetentionDays: positiveInt(3_653).default(90),
   agents: z.array(agentSchema).min(1),
@@ -239,3 +242,4 @@ export type { BudgetConfig } from './budget-config-schema';
 export type { ObservabilityConfig } from './observability-config-schema';
 export type { ApprovalsConfig } from './approvals-config-schema';
 export type { FirewallConfig } from './firewall-config-schema';
+export type { AuditConfig } from './audit-config-schema';

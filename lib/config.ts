@@ -191,6 +191,34 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
 
   issues.push(...budgetIssues(config));
   issues.push(...observabilityIssues(config));
+  issues.push(...auditIssues(config));
+  return issues;
+}
+
+/**
+ * Checks the order of the audit log's lifecycle: Glacier Instant Retrieval
+ * after Standard-IA, and expiry after both the retention and the last move.
+ */
+function auditIssues(config: AgentStackConfig): ConfigIssue[] {
+  const audit = config.audit;
+  const issues: ConfigIssue[] = [];
+  if (audit.instantRetrievalAfterDays <= audit.infrequentAccessAfterDays) {
+    issues.push({
+      path: jsonPath(['audit', 'instantRetrievalAfterDays']),
+      message: `must exceed infrequentAccessAfterDays (${audit.infrequentAccessAfterDays}), because records move to Standard-IA first`,
+      value: audit.instantRetrievalAfterDays,
+    });
+  }
+  const minExpiry = Math.max(audit.retentionDays, audit.instantRetrievalAfterDays + 1);
+  if (audit.expireAfterDays !== undefined && audit.expireAfterDays < minExpiry) {
+    issues.push({
+      path: jsonPath(['audit', 'expireAfterDays']),
+      message:
+        `must be at least ${minExpiry}: no less than retentionDays (${audit.retentionDays}) and after instantRetrievalAfterDays ` +
+        `(${audit.instantRetrievalAfterDays}); raise it or leave it unset to keep records`,
+      value: audit.expireAfterDays,
+    });
+  }
   return issues;
 }
 
