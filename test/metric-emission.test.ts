@@ -18,10 +18,12 @@ import {
   createGatewayStreamHandler,
   createResponseStreamHandler,
 } from '../lambda/gateway';
-import type {
-  GatewayRuntimeConfig,
-  WorkerRuntimeConfig,
-  WorkerToolConfig,
+import {
+  SUMMARY_MAX_TOKENS,
+  summaryAgentName,
+  type GatewayRuntimeConfig,
+  type WorkerRuntimeConfig,
+  type WorkerToolConfig,
 } from '../lambda/shared/contracts';
 import { Logger } from '../lambda/shared/logger';
 import {
@@ -106,6 +108,8 @@ const GATEWAY_CONFIG: GatewayRuntimeConfig = {
     metered: { route: [{ region: EAST, modelId: MODEL }], maxTokensPerCall: MAX_TOKENS_PER_CALL },
     tiny: { route: [{ region: EAST, modelId: MODEL }], maxTokensPerCall: MAX_TOKENS_PER_CALL },
     limited: { route: [{ region: EAST, modelId: MODEL }], maxTokensPerCall: MAX_TOKENS_PER_CALL },
+    compact: { route: [{ region: EAST, modelId: MODEL }], maxTokensPerCall: MAX_TOKENS_PER_CALL },
+    [summaryAgentName('compact')]: { route: [{ region: EAST, modelId: MODEL }], maxTokensPerCall: SUMMARY_MAX_TOKENS },
   },
   client: { connectTimeoutMs: 1_000, firstByteTimeoutMs: 5_000, attemptTimeoutMs: 5_000, sdkMaxAttempts: 1 },
   breaker: { failureThreshold: 1, cooldownSeconds: COOLDOWN_SECONDS },
@@ -265,13 +269,13 @@ function deps(config: WorkerRuntimeConfig, streaming: boolean): AgentLoopDeps {
 async function runScenario(
   scenario: string,
   config: WorkerRuntimeConfig,
-  options: { streaming?: boolean } = {},
+  options: { streaming?: boolean; sessionId?: string } = {},
 ): Promise<void> {
   const streaming = options.streaming ?? false;
   const task = {
     requestId: `${scenario}-${randomUUID()}`,
     userId: 'user-1',
-    sessionId: randomUUID(),
+    sessionId: options.sessionId ?? randomUUID(),
     message: 'Where is my order ORD-10002, and is the keyboard KB-204 in stock?',
   };
   try {
@@ -450,6 +454,29 @@ beforeAll(async () => {
   await runScenario('rate allowed', workerConfig('limited'));
   await runScenario('rate limited', workerConfig('limited'));
   expectScriptsConsumed('rate limit');
+
+  // A session whose stored history is over the agent's input budget: a
+  // summary call replaces its oldest turns before the task's call.
+  const compactConfig = workerConfig('compact', {
+    history: { maxInputTokens: 400, summaryAgent: summaryAgentName('compact'), maxToolResultChars: 2_000 },
+  });
+  const compactSession = randomUUID();
+  const earlier = [0, 1, 2].flatMap((i) => [
+    { role: 'user' as const, content: [{ text: `Question ${i} about order ORD-1000${i}. `.repeat(10) }] },
+    { role: 'assistant' as const, content: [{ text: `Order ORD-1000${i} has shipped. `.repeat(10) }] },
+  ]);
+  await deps(compactConfig, false).memory.append(
+    { agent: 'compact', userId: 'user-1', sessionId: compactSession },
+    0,
+    earlier,
+    'history-seed',
+  );
+  servers[EAST].script(
+    textResponse('The user asked about three orders, which have all shipped.'),
+    textResponse('Your order has shipped.'),
+  );
+  await runScenario('compressed history', compactConfig, { sessionId: compactSession });
+  expectScriptsConsumed('compressed history');
 }, 120_000);
 
 afterAll(async () => {
@@ -512,6 +539,11 @@ describe('scenarios', () => {
 
   test('budget below one call rejects it', () => {
     expect(errorOf('budget too small').name).toBe('BudgetExceededError');
+  });
+
+  test('compressed history ends its turn', () => {
+    expect(resultOf('compressed history').stopReason).toBe('end_turn');
+    expect(servers[EAST].requests.at(-2)?.body).toMatchObject({ system: [{ text: expect.stringContaining('summarize') }] });
   });
 
   test('rate limit rejects the second call', () => {

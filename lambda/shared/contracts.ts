@@ -373,6 +373,39 @@ export interface WorkerRuntimeConfig {
    * person's decision. Without them the worker rejects every such call.
    */
   readonly approvals?: WorkerApprovalConfig;
+  /** History compression. Without it every call sends the whole history. */
+  readonly history?: WorkerHistoryConfig;
+}
+
+/**
+ * Largest output of a call that summarizes earlier turns, and the
+ * `maxTokensPerCall` of the gateway entry that serves those calls.
+ */
+export const SUMMARY_MAX_TOKENS = 1_024;
+
+/**
+ * Returns the name of the gateway entry that serves an agent's summary
+ * calls. It contains a `.`, which agent names cannot, so it never names
+ * another agent.
+ */
+export function summaryAgentName(agent: string): string {
+  return `${agent}.summary`;
+}
+
+/** History compression of one agent's worker. */
+export interface WorkerHistoryConfig {
+  /**
+   * Input tokens, estimated with a margin, that one call's history may
+   * take. Beyond it the oldest turns are replaced by a summary.
+   */
+  readonly maxInputTokens: number;
+  /**
+   * Gateway entry whose route writes the summaries, usually a cheaper
+   * model: {@link summaryAgentName} of the agent.
+   */
+  readonly summaryAgent: string;
+  /** Characters of one tool result beyond which it is cut, with a note saying so. */
+  readonly maxToolResultChars: number;
 }
 
 /** Content block in the Converse message format, kept as plain JSON. */

@@ -352,6 +352,31 @@ export const AGENT_METRICS = {
     emittedBy: 'worker',
     description: "the confidence between 0 and 1 that an agent reports in its structured final output",
   },
+  historySummaryCalls: {
+    name: 'HistorySummaryCalls',
+    unit: 'Count',
+    dimensions: ['Agent'],
+    emittedBy: 'worker',
+    description: 'model calls one task made to summarize earlier turns, failed ones included; written when the agent compresses its history',
+  },
+  historyTokensSaved: {
+    name: 'HistoryTokensSaved',
+    unit: 'Count',
+    dimensions: ['Agent'],
+    emittedBy: 'worker',
+    description:
+      'estimated input tokens that history compression removed from the model calls of one task, net of the summary it sent; ' +
+      'negative when a summary was longer than the turns it replaced',
+  },
+  inputTokenEstimateError: {
+    name: 'InputTokenEstimateError',
+    unit: 'None',
+    dimensions: ['Agent'],
+    emittedBy: 'worker',
+    description:
+      "error of the worker's input token estimates over one task's model calls, in percent of the input tokens the calls " +
+      'reported; positive when the estimate was too high',
+  },
   satisfaction: {
     name: 'Satisfaction',
     unit: 'None',

@@ -18,11 +18,13 @@ import {
   readFinalAnswer,
   systemPromptOf,
 } from './final-answer';
-import { normalizeHistory, textOf, toolUses, unansweredToolResults } from './history';
+import { textOf, toolUses, unansweredToolResults, type NumberedMessage } from './history';
+import { HistoryCompressor, type SummaryCall } from './history-compressor';
 import { SessionMemory } from './memory';
 import { putTaskMetrics } from './metrics';
 import { ModelClient, ModelStreamListener } from './model-client';
 import { flushAudit, runInTask } from './task-audit';
+import { EstimateTally } from './token-estimate';
 import { ToolOutcome, ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
 
 /** Calls of one tool with the same input that stop a task. */
@@ -198,9 +200,29 @@ async function runTaskLoop(
       task.requestId,
     );
   }
-  const session = await memory.load(key);
+  const session = await memory.load(key, { summary: config.history !== undefined });
   const turns: ConverseMessage[] = [];
   const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
+  const compressor = new HistoryCompressor({ config, model, memory, key, logger: log, summary: session.summary });
+  const estimates = new EstimateTally();
+  let summaryCalls = 0;
+  let tokensSaved = 0;
+  // Turns of this task take the sequence numbers after the stored ones, as append writes them.
+  const numberedTurns = (): NumberedMessage[] => [
+    ...session.messages.map((message, i) => ({ message, seq: session.seqs[i] })),
+    ...turns.map((message, i) => ({ message, seq: session.nextSeq + i })),
+  ];
+  const addUsage = (callUsage: Usage) => {
+    usage.inputTokens += callUsage.inputTokens;
+    usage.outputTokens += callUsage.outputTokens;
+    usage.totalTokens += callUsage.totalTokens;
+  };
+  // A summary call counts against the task's tokens like the call it prepares.
+  const addSummaryCall = (call: SummaryCall) => {
+    summaryCalls += 1;
+    addUsage(call.usage);
+    estimates.add(call.estimatedInputTokens, call.usage);
+  };
   const callCounts = new Map<string, number>();
   const specs = config.confidence
     ? [...toolSpecs(config.tools), FINAL_ANSWER_SPEC]
@@ -258,9 +280,26 @@ async function runTaskLoop(
     // NOTE: maxTokens bounds only the output of a call. The input tokens of
     // the last call are not known in advance, so a task can end above
     // maxTokensPerTask by up to that call's input.
-    iterations += 1;
+    const system = systemPromptOf(config);
+    const toolList = specs.length > 0 ? specs : undefined;
     let response;
+    let prepared;
     try {
+      prepared = await compressor.prepare(numberedTurns(), {
+        requestId: task.requestId,
+        userId: task.userId,
+        sessionId: task.sessionId,
+        system,
+        tools: toolList,
+        signal: taskSignal,
+      });
+      if (prepared.summaryCall !== undefined) addSummaryCall(prepared.summaryCall);
+      const remaining = limits.maxTokensPerTask - usage.totalTokens;
+      if (remaining <= 0) {
+        stopReason = 'max_tokens_per_task';
+        break;
+      }
+      iterations += 1;
       response = await model.converse(
         {
           // One id per call, because the gateway settles usage once per id.
@@ -269,10 +308,10 @@ async function runTaskLoop(
           agent: config.agent,
           userId: task.userId,
           sessionId: task.sessionId,
-          system: systemPromptOf(config),
-          messages: normalizeHistory([...session.messages, ...turns]),
-          tools: specs.length > 0 ? specs : undefined,
-          maxTokens: Math.min(limits.maxTokensPerCall, remainingTokens),
+          system,
+          messages: prepared.messages,
+          tools: toolList,
+          maxTokens: Math.min(limits.maxTokensPerCall, remaining),
         },
         taskSignal,
         listener,
@@ -284,14 +323,15 @@ async function runTaskLoop(
       break;
     }
 
-    usage.inputTokens += response.usage.inputTokens;
-    usage.outputTokens += response.usage.outputTokens;
-    usage.totalTokens += response.usage.totalTokens;
+    addUsage(response.usage);
+    estimates.add(prepared.estimatedInputTokens, response.usage);
+    tokensSaved += prepared.tokensSaved;
     turns.push(response.output);
     log.debug('model call finished', {
       iteration: iterations,
       modelStopReason: response.stopReason,
       usage: response.usage,
+      estimatedInputTokens: prepared.estimatedInputTokens,
     });
 
     const uses = toolUses(response.output);
@@ -377,6 +417,8 @@ async function runTaskLoop(
       reportedConfidence: describeValue(finalAnswer.reportedConfidence),
     });
   }
+  const history = config.history === undefined ? undefined : { summaryCalls, tokensSaved };
+  const inputTokenEstimateError = estimates.errorPercent();
   log.info('task finished', {
     stopReason,
     approvalId,
@@ -384,9 +426,11 @@ async function runTaskLoop(
     iterations,
     toolCalls,
     usage,
+    history,
+    inputTokenEstimateError,
     durationMs: Date.now() - started,
   });
-  putTaskMetrics(deps.metrics ?? new MetricsWriter(), config.agent, result);
+  putTaskMetrics(deps.metrics ?? new MetricsWriter(), config.agent, { ...result, history, inputTokenEstimateError });
   return result;
 }
 

@@ -22,6 +22,12 @@ export function textOf(message: ConverseMessage | undefined): string {
     .join('\n');
 }
 
+/** A message with the sequence number of the first stored turn it contains. */
+export interface NumberedMessage {
+  readonly message: ConverseMessage;
+  readonly seq: number;
+}
+
 /**
  * Returns `messages` ready for a Converse request. Leading turns that are
  * not a plain user message are dropped, because the turns they belonged to
@@ -30,21 +36,27 @@ export function textOf(message: ConverseMessage | undefined): string {
  * the next task starts with another.
  */
 export function normalizeHistory(messages: readonly ConverseMessage[]): ConverseMessage[] {
-  const start = messages.findIndex(
-    (m) => m.role === 'user' && !m.content.some((block) => 'toolResult' in block),
+  return normalizeNumbered(messages.map((message, seq) => ({ message, seq }))).map((turn) => turn.message);
+}
+
+/**
+ * Normalizes like {@link normalizeHistory}, keeping each message's sequence
+ * number; a merged message keeps the number of its first turn.
+ */
+export function normalizeNumbered(turns: readonly NumberedMessage[]): NumberedMessage[] {
+  const start = turns.findIndex(
+    ({ message }) => message.role === 'user' && !message.content.some((block) => 'toolResult' in block),
   );
   if (start < 0) return [];
 
-  const result: ConverseMessage[] = [];
-  for (const message of messages.slice(start)) {
+  const result: NumberedMessage[] = [];
+  for (const { message, seq } of turns.slice(start)) {
     const last = result[result.length - 1];
-    if (last && last.role === message.role) {
-      result[result.length - 1] = {
-        role: last.role,
-        content: [...last.content, ...message.content],
-      };
+    if (last && last.message.role === message.role) {
+      const content = [...last.message.content, ...message.content];
+      result[result.length - 1] = { message: { role: last.message.role, content }, seq: last.seq };
     } else {
-      result.push({ role: message.role, content: [...message.content] });
+      result.push({ message: { role: message.role, content: [...message.content] }, seq });
     }
   }
   return result;

@@ -3,9 +3,10 @@
  * fixed by the construct: partition key `pk`, sort key `sk` (both strings)
  * and the TTL attribute `expiresAt` in epoch seconds.
  */
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
+  PutCommand,
   QueryCommand,
   QueryCommandOutput,
   TransactWriteCommand,
@@ -20,15 +21,41 @@ export interface SessionKey {
   readonly sessionId: string;
 }
 
+/**
+ * A summary of the earlier turns of a session, written by a model when the
+ * history outgrew the agent's input budget. It is untrusted text, because
+ * it restates what users and tools wrote.
+ */
+export interface SessionSummary {
+  readonly text: string;
+  /** Sequence number of the first turn the summary does not cover; it covers every turn before it. */
+  readonly keptFromSeq: number;
+  /** Request id of the task that wrote the summary. */
+  readonly requestId: string;
+}
+
+/** Options of {@link SessionMemory.load}. */
+export interface LoadOptions {
+  /**
+   * Also read the session's latest summary, which costs a second query.
+   * @default false
+   */
+  readonly summary?: boolean;
+}
+
 /** The live turns of a session and the sequence number the next turn takes. */
 export interface LoadedSession {
   readonly messages: ConverseMessage[];
+  /** Sequence number of each turn of `messages`, in the same order. */
+  readonly seqs: number[];
   readonly nextSeq: number;
   /**
    * Id of the approval that the last turn waits for: the turn is an
    * assistant turn whose high-impact toolUse has no result yet.
    */
   readonly pendingApprovalId?: string;
+  /** The live summary that covers the most turns, when `summary` was requested and one exists. */
+  readonly summary?: SessionSummary;
 }
 
 /** Options of {@link SessionMemory.append}. */
@@ -37,9 +64,9 @@ export interface AppendOptions {
   readonly pendingApprovalId?: string;
 }
 
-/** Stores and loads the turns of a session. */
+/** Stores and loads the turns and summaries of a session. */
 export interface SessionMemory {
-  load(key: SessionKey): Promise<LoadedSession>;
+  load(key: SessionKey, options?: LoadOptions): Promise<LoadedSession>;
   append(
     key: SessionKey,
     firstSeq: number,
@@ -47,6 +74,12 @@ export interface SessionMemory {
     requestId: string,
     options?: AppendOptions,
   ): Promise<void>;
+  /**
+   * Stores a summary unless one that keeps turns from the same sequence
+   * number exists. Returns false when it existed, so the summary of a range
+   * of turns is written once.
+   */
+  saveSummary(key: SessionKey, summary: SessionSummary): Promise<boolean>;
 }
 
 /** Session ids the worker accepts; they never contain the key separator `#`. */
@@ -55,6 +88,7 @@ export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 /** DynamoDB allows at most 100 actions in one transaction. */
 const MAX_TRANSACTION_ITEMS = 100;
 const SK_PREFIX = 'turn#';
+const SUMMARY_SK_PREFIX = 'summary#';
 const SECONDS_PER_DAY = 86_400;
 
 /**
@@ -72,6 +106,11 @@ export function sortKey(seq: number): string {
   return `${SK_PREFIX}${String(seq).padStart(10, '0')}`;
 }
 
+/** Builds the sort key of a summary that keeps the turns from `keptFromSeq` on. */
+export function summarySortKey(keptFromSeq: number): string {
+  return `${SUMMARY_SK_PREFIX}${String(keptFromSeq).padStart(10, '0')}`;
+}
+
 /** {@link SessionMemory} backed by the AgentMemory table. */
 export class DynamoSessionMemory implements SessionMemory {
   constructor(
@@ -81,9 +120,10 @@ export class DynamoSessionMemory implements SessionMemory {
     private readonly nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
   ) {}
 
-  async load(key: SessionKey): Promise<LoadedSession> {
+  async load(key: SessionKey, options: LoadOptions = {}): Promise<LoadedSession> {
     const now = this.nowSeconds();
     const messages: ConverseMessage[] = [];
+    const seqs: number[] = [];
     let lastSeq = -1;
     let pendingApprovalId: string | undefined;
     let startKey: Record<string, unknown> | undefined;
@@ -102,17 +142,74 @@ export class DynamoSessionMemory implements SessionMemory {
         }),
       );
       for (const item of page.Items ?? []) {
-        lastSeq = Math.max(lastSeq, Number(String(item.sk).slice(SK_PREFIX.length)));
+        const seq = Number(String(item.sk).slice(SK_PREFIX.length));
+        lastSeq = Math.max(lastSeq, seq);
         if (typeof item.expiresAt !== 'number' || item.expiresAt <= now) continue;
         messages.push({ role: item.role, content: JSON.parse(item.content) });
+        seqs.push(seq);
         pendingApprovalId = typeof item.approvalId === 'string' ? item.approvalId : undefined;
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
 
-    return pendingApprovalId === undefined
-      ? { messages, nextSeq: lastSeq + 1 }
-      : { messages, nextSeq: lastSeq + 1, pendingApprovalId };
+    const summary = options.summary ? await this.latestSummary(key, now) : undefined;
+    return {
+      messages,
+      seqs,
+      nextSeq: lastSeq + 1,
+      ...(pendingApprovalId === undefined ? {} : { pendingApprovalId }),
+      ...(summary === undefined ? {} : { summary }),
+    };
+  }
+
+  /** Reads the live summary with the highest `keptFromSeq`, newest first, skipping expired ones. */
+  private async latestSummary(key: SessionKey, now: number): Promise<SessionSummary | undefined> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page: QueryCommandOutput = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: { ':pk': partitionKey(key), ':prefix': SUMMARY_SK_PREFIX },
+          ScanIndexForward: false,
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      const live = (page.Items ?? []).find(
+        (item) => typeof item.expiresAt === 'number' && item.expiresAt > now && typeof item.text === 'string',
+      );
+      if (live !== undefined) {
+        return { text: live.text, keptFromSeq: Number(live.keptFromSeq), requestId: String(live.requestId) };
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return undefined;
+  }
+
+  async saveSummary(key: SessionKey, summary: SessionSummary): Promise<boolean> {
+    const now = this.nowSeconds();
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: partitionKey(key),
+            sk: summarySortKey(summary.keptFromSeq),
+            expiresAt: now + this.ttlDays * SECONDS_PER_DAY,
+            text: summary.text,
+            keptFromSeq: summary.keptFromSeq,
+            requestId: summary.requestId,
+            createdAt: new Date(now * 1000).toISOString(),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
   }
 
   /**

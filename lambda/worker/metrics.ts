@@ -31,11 +31,19 @@ export interface TaskMetricsInput {
   readonly usage: { readonly totalTokens: number };
   /** Confidence from 0 to 1 of the final answer, when the model reported a valid one. */
   readonly confidence?: number;
+  /** History compression figures, present when the agent compresses its history. */
+  readonly history?: {
+    readonly summaryCalls: number;
+    readonly tokensSaved: number;
+  };
+  /** Error of the task's input token estimates in percent, when a call reported input tokens. */
+  readonly inputTokenEstimateError?: number;
 }
 
 /**
  * Writes the line that ends a task: LoopIterations, TaskTokens and, when
- * present, Confidence (None) with dimension Agent, and StopReason with
+ * present, Confidence (None), HistorySummaryCalls, HistoryTokensSaved and
+ * InputTokenEstimateError (None) with dimension Agent, and StopReason with
  * Agent and Reason.
  */
 export function putTaskMetrics(
@@ -49,6 +57,13 @@ export function putTaskMetrics(
   };
   if (result.confidence !== undefined) {
     perAgent.Confidence = { value: result.confidence, unit: 'None' };
+  }
+  if (result.history !== undefined) {
+    perAgent.HistorySummaryCalls = { value: result.history.summaryCalls, unit: 'Count' };
+    perAgent.HistoryTokensSaved = { value: result.history.tokensSaved, unit: 'Count' };
+  }
+  if (result.inputTokenEstimateError !== undefined) {
+    perAgent.InputTokenEstimateError = { value: result.inputTokenEstimateError, unit: 'None' };
   }
   metrics.putGroups(
     { Agent: agent, Reason: result.stopReason },

@@ -130,6 +130,15 @@ const configSchema = {
         expirySeconds: positive,
       },
     },
+    history: {
+      type: 'object',
+      required: ['maxInputTokens', 'summaryAgent', 'maxToolResultChars'],
+      properties: {
+        maxInputTokens: positive,
+        summaryAgent: { type: 'string', minLength: 1 },
+        maxToolResultChars: positive,
+      },
+    },
   },
 };
 
