@@ -148,9 +148,11 @@ describe('realtime streaming', () => {
     expect(typesWhilePaused).toEqual(['start', 'delta']);
     expect(framesWhilePaused).toBe(2);
     const events = response.collector.events;
-    expect(events.map((event) => event.type)).toEqual(['start', 'delta', 'delta', 'done']);
+    // The gateway's secret redactor holds back the last word of each delta
+    // until the next whitespace, so the two deltas of the model arrive as three.
+    expect(events.map((event) => event.type)).toEqual(['start', 'delta', 'delta', 'delta', 'done']);
     expect(events[0]).toMatchObject({ type: 'start', sessionId });
-    expect(events[3]).toMatchObject({
+    expect(events[4]).toMatchObject({
       type: 'done',
       output: 'Your order ships today.',
       stopReason: 'end_turn',
@@ -234,7 +236,8 @@ describe('realtime streaming', () => {
     harness.bedrock.script(
       streamResponse([
         streamEvents.messageStart(),
-        streamEvents.text(0, 'Partial'),
+        // Ends with a space, so that the gateway's secret redactor lets the word through at once.
+        streamEvents.text(0, 'Partial '),
         pauseUntil(new Promise(() => {})),
       ]),
     );
