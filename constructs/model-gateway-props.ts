@@ -61,8 +61,8 @@ export interface ModelGatewayAgent {
 
   /**
    * Exact-match response cache: a request equal to an earlier one in
-   * every part that reaches the model is answered with the stored response
-   * instead of a model call. The hit reserves and spends no tokens, but
+   * every part that reaches the model gets the stored response instead of
+   * a model call. The hit reserves and spends no tokens, but
    * still counts against the request rate limits, has its output redacted
    * and is audited. The gateway creates the response cache table when any
    * agent sets this.
@@ -78,11 +78,12 @@ export interface ModelGatewayResponseCache {
   readonly ttl: Duration;
 
   /**
-   * Who shares the cached responses. With `user` a response is served only
-   * to the user whose request stored it. With `agent` every user of the
-   * agent gets the responses that any user's requests stored, which suits
-   * only prompts that carry no user's data, such as questions about public
-   * documentation. `agent` cannot be combined with `cacheToolTurns`.
+   * Scope of the cached responses, which sets who shares them. With
+   * `user` a response is served only to the user whose request stored it.
+   * With `agent` every user of the agent gets the responses that any
+   * user's requests stored, which suits only prompts that carry no user's
+   * data, such as questions about public documentation. `agent` cannot be
+   * combined with `cacheToolTurns`.
    *
    * @default 'user'
    */

@@ -62,7 +62,7 @@ export interface GatewayServices {
    * agents' `expectedCallsPer5Minutes` counts.
    */
   readonly promptCacheTraffic?: PrefixTraffic;
-  /** Response cache table, set when the configuration has `responseCacheTable`. */
+  /** Store of the response cache table, set when the configuration has `responseCacheTable`. */
   readonly responseCache?: ResponseCacheStore;
 }
 

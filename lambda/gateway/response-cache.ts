@@ -42,7 +42,7 @@ export const MAX_ITEM_BYTES = 400 * 1024;
 const MAX_NUMBER_BYTES = 21;
 
 /**
- * Stop reasons of a complete answer. Every other Converse stop reason marks
+ * Stop reasons of a complete response. Every other Converse stop reason marks
  * output that is truncated (`max_tokens`, `model_context_window_exceeded`),
  * asks for a tool call (`tool_use`) or was changed by a guardrail
  * (`guardrail_intervened`, `content_filtered`), and is never cached.
@@ -116,11 +116,12 @@ export function uncacheableResultReason(result: ModelCallResult): string | undef
 }
 
 /**
- * Builds the key of a request: the SHA-256 of the canonical JSON of the
- * agent, the scope and its owner (the user, or the agent for scope
- * `agent`), the route, the system prompt, the messages, the tool
- * definitions, the inference settings and the guardrail's id and version.
- * The request and session ids are left out, so that a repeated request matches.
+ * Builds the key of a request: the SHA-256 of its canonical JSON. The JSON
+ * covers the agent, the scope and its owner (the user, or the agent for
+ * scope `agent`), and the route. It also covers the system prompt, the
+ * messages, the tool definitions, the inference settings and the
+ * guardrail's id and version. The request and session ids are left out,
+ * so that a repeated request matches.
  */
 export function responseCacheKey(
   request: ResolvedGatewayRequest,

@@ -105,7 +105,7 @@ export interface GatewayAgentConfig {
   readonly responseCache?: ResponseCacheSettings;
 }
 
-/** Who shares the cached responses of an agent. */
+/** Scope of an agent's cached responses, which sets the users who share them. */
 export type ResponseCacheScope = 'user' | 'agent';
 
 /** Exact-match response cache of one agent. */

@@ -159,7 +159,7 @@ export const AGENT_METRICS = {
     unit: 'Count',
     dimensions: ['Agent'],
     emittedBy: 'gateway',
-    description: 'a request answered from the response cache, without a model call',
+    description: 'a request served from the response cache, without a model call',
   },
   responseCacheMiss: {
     name: 'ResponseCacheMiss',

@@ -7,7 +7,7 @@ import type { StreamGatewayContext } from '../stream/stream-step';
  * after it make, buffered or streamed. A completed call is recorded with its
  * output's hash, and a blocked or failed one with the error name. Both carry
  * the tokens spent, when the target reported them or the stream estimated
- * them. A request that the response cache answers never reaches this step,
+ * them. A request served from the response cache never reaches this step,
  * and the cache step writes its record instead.
  */
 export const auditModelCallStep: GatewayStep = {

@@ -60,7 +60,7 @@ async function countHit(context: GatewayContext, request: ResolvedGatewayRequest
 }
 
 /**
- * Answers the request with a cached response: counts it against the rate
+ * Serves the request with a cached response: counts it against the rate
  * limits, redacts the output with the current rules, and writes the
  * metrics and the `model-call` audit record of a hit.
  */
@@ -173,7 +173,7 @@ async function storeResult(
 }
 
 /**
- * Answers a request from the agent's exact-match response cache, or lets
+ * Serves a request from the agent's exact-match response cache, or lets
  * it call the model and stores the response. It runs after the input
  * guard and before the budget step, so that a hit reserves and spends no
  * tokens, but still counts against the per-minute request rate (see
