@@ -41,6 +41,8 @@ export type {
   GatewayBudgetConfig,
   ModelPrice,
   RateLimits,
+  ResponseCacheScope,
+  ResponseCacheSettings,
   SpendLimits,
   WindowLimits,
   GatewayRequest,
