@@ -5,6 +5,7 @@ import { agentBudgetSchema, budgetSchema } from './budget-config-schema';
 import { firewallSchema } from './firewall-config-schema';
 import { gatewaySchema, guardrailSchema } from './gateway-config-schema';
 import { observabilitySchema } from './observability-config-schema';
+import { historySchema } from './history-config-schema';
 import { responseCacheSchema } from './response-cache-config-schema';
 
 /**
@@ -187,6 +188,11 @@ export const agentSchema = z.strictObject({
    * to an earlier one is answered with the stored response, without tokens.
    */
   responseCache: responseCacheSchema.optional(),
+  /**
+   * Compression of the history the agent sends: beyond an input budget the
+   * oldest turns are replaced by a summary that the summary route writes.
+   */
+  history: historySchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -243,3 +249,4 @@ export type { ObservabilityConfig } from './observability-config-schema';
 export type { ApprovalsConfig } from './approvals-config-schema';
 export type { FirewallConfig } from './firewall-config-schema';
 export type { AuditConfig } from './audit-config-schema';
+export type { HistoryConfig } from './history-config-schema';

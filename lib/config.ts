@@ -118,6 +118,9 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
     if (!(agent.route in config.routes)) {
       add(at('route'), `no such route; expected one of ${Object.keys(config.routes).join(', ') || '(none defined)'}`, agent.route);
     }
+    if (agent.history && !(agent.history.summaryRoute in config.routes)) {
+      add(at('history', 'summaryRoute'), `no such route; expected one of ${Object.keys(config.routes).join(', ') || '(none defined)'}`, agent.history.summaryRoute);
+    }
 
     const seenTools = new Map<string, number>();
     agent.tools.forEach((tool, t) => {

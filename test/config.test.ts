@@ -1099,3 +1099,38 @@ describe('config sources', () => {
     expect(lineFor(error, '$.agents[1].tools[0].handler.entry')).toContain('file not found');
   });
 });
+
+describe('history settings', () => {
+  test('history off by default', () => {
+    expect(validateConfig(minimal()).agents[0].history).toBeUndefined();
+  });
+
+  test('tool result limit defaults', () => {
+    const config = minimal();
+    config.agents[0].history = { maxInputTokens: 50_000, summaryRoute: 'main' };
+
+    expect(validateConfig(config).agents[0].history).toEqual({
+      maxInputTokens: 50_000,
+      summaryRoute: 'main',
+      maxToolResultChars: 20_000,
+    });
+  });
+
+  test('unknown summary route rejected', () => {
+    const config = minimal();
+    config.agents[0].history = { maxInputTokens: 50_000, summaryRoute: 'cheap' };
+
+    const error = configErrorOf(() => validateConfig(config));
+
+    expect(lineFor(error, '$.agents[0].history.summaryRoute')).toContain('no such route; expected one of main');
+  });
+
+  test('budget below floor rejected', () => {
+    const config = minimal();
+    config.agents[0].history = { maxInputTokens: 1_000, summaryRoute: 'main' };
+
+    const error = configErrorOf(() => validateConfig(config));
+
+    expect(lineFor(error, '$.agents[0].history.maxInputTokens')).not.toBe('');
+  });
+});
