@@ -13,7 +13,9 @@ import { startDynamoDbLocal, type DynamoDbLocal } from './support/dynamodb-local
 import { startSqsServer, type SqsServer } from './support/sqs-server';
 
 const TABLE = 'admin-approvals';
-const NOW = Date.UTC(2026, 5, 1, 9, 0, 0);
+// Near the real time, because DynamoDB Local (2026-01-16) deletes items whose
+// TTL attribute lies in the past.
+const NOW = Date.now();
 const CALLER = 'arn:aws:sts::111122223333:assumed-role/Ops/alice';
 
 let dynamo: DynamoDbLocal;
