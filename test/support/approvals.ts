@@ -36,7 +36,7 @@ export async function createApprovalsTable(client: DynamoDBClient, tableName: st
       ],
     }),
   );
-  // Accepted but never acted on: DynamoDB Local does not delete expired items.
+  // DynamoDB Local 2026-01-16 acts on it and deletes items whose expiresAt has passed.
   await client.send(
     new UpdateTimeToLiveCommand({
       TableName: tableName,
