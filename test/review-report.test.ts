@@ -143,7 +143,7 @@ describe('review command', () => {
 
   test('no changes section without against', async () => {
     const { json } = await reviewOf(example);
-    expect(Object.keys(json.sections)).toEqual(['architecture', 'iam', 'resource-policies', 'network', 'data-protection', 'checks']);
+    expect(Object.keys(json.sections)).toEqual(['architecture', 'iam', 'resource-policies', 'network', 'data-protection', 'checks', 'cost']);
   });
 
   test('diagram shows the request path', async () => {

@@ -1,4 +1,5 @@
 import { compareText } from './assembly';
+import { costSection } from './cost/section';
 import type { ReviewSection } from './section';
 import { architectureSection } from './sections/architecture';
 import { changesSection } from './sections/changes';
@@ -12,8 +13,7 @@ export { SECTION_ORDER } from './sections/order';
 
 /**
  * The sections of the report. A new section implements `ReviewSection`, takes
- * its `order` from `SECTION_ORDER` (the cost section takes
- * `SECTION_ORDER.cost`, which no section uses yet) and is added here.
+ * its `order` from `SECTION_ORDER` and is added here.
  */
 const SECTIONS: ReviewSection[] = [
   architectureSection,
@@ -22,6 +22,7 @@ const SECTIONS: ReviewSection[] = [
   networkSection,
   dataProtectionSection,
   checksSection,
+  costSection,
   changesSection,
 ];
 

@@ -1,7 +1,4 @@
-/**
- * Position of each section in the report. The slot for `cost` is kept free
- * for the cost section, which registers itself with this order.
- */
+/** Position of each section in the report. */
 export const SECTION_ORDER = {
   architecture: 10,
   iam: 20,
