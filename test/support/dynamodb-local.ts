@@ -80,8 +80,9 @@ async function waitUntilReady(client: DynamoDBClient, child: ChildProcess, outpu
 
 /**
  * Creates a table with partition key `pk` alone, the key schema of the
- * gateway's breaker state table, with TTL on `expiresAt`, which DynamoDB
- * Local accepts but never acts on.
+ * gateway's breaker state table, with TTL on `expiresAt`. DynamoDB Local
+ * deletes items whose `expiresAt` has passed by the real clock, so a test
+ * that moves a fake clock keeps its items' TTLs in the real future.
  */
 export async function createPartitionKeyTable(
   client: DynamoDBClient,
@@ -164,7 +165,7 @@ export async function startDynamoDbLocal(tableName = 'agent-memory'): Promise<Dy
         ],
       }),
     );
-    // Accepted but never acted on: DynamoDB Local does not delete expired items.
+    // DynamoDB Local acts on it: items whose expiresAt has passed by the real clock are deleted, often within a second.
     await client.send(
       new UpdateTimeToLiveCommand({
         TableName: tableName,
