@@ -2,7 +2,7 @@ import { Duration, Token } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { FINAL_ANSWER_TOOL } from '../lambda/shared/contracts';
+import { FINAL_ANSWER_TOOL, MIN_HISTORY_INPUT_TOKENS } from '../lambda/shared/contracts';
 import type { AgentServiceProps } from './agent-service-props';
 
 /** Maximum visibility timeout SQS accepts: 12 hours. */
@@ -54,6 +54,13 @@ export function validateProps(
   const timeoutSeconds = taskTimeout.toSeconds();
   if (!realtime && timeoutSeconds + VISIBILITY_MARGIN_SECONDS > MAX_VISIBILITY.toSeconds()) {
     throw new Error(`${name}: taskTimeout of ${timeoutSeconds} s leaves no room for the ${VISIBILITY_MARGIN_SECONDS} s visibility margin within the SQS maximum of 12 hours; use at most ${MAX_VISIBILITY.toSeconds() - VISIBILITY_MARGIN_SECONDS} s.`);
+  }
+  const history = props.history;
+  if (history !== undefined && (!Number.isInteger(history.maxInputTokens) || history.maxInputTokens < MIN_HISTORY_INPUT_TOKENS)) {
+    throw new Error(`${name}: history.maxInputTokens must be a whole number of at least ${MIN_HISTORY_INPUT_TOKENS} (got ${history.maxInputTokens}), so that a summary, the system prompt and the latest turns fit.`);
+  }
+  if (history?.maxToolResultChars !== undefined && (!Number.isInteger(history.maxToolResultChars) || history.maxToolResultChars < 1)) {
+    throw new Error(`${name}: history.maxToolResultChars must be a whole number of 1 or more (got ${history.maxToolResultChars}).`);
   }
   const conflictingTool = (props.tools ?? []).find((tool) => tool.definition.name === FINAL_ANSWER_TOOL);
   if (props.confidence && conflictingTool !== undefined) {

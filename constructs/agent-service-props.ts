@@ -12,6 +12,25 @@ import type { ApprovalGate } from './approval-gate';
 import type { AuditLog } from './audit-log';
 import type { ModelGateway } from './model-gateway';
 
+/** History compression of an agent: when and how its history is shortened. */
+export interface AgentHistoryCompression {
+  /**
+   * Input tokens one call may take, estimated with a 25 % margin. Beyond
+   * it the oldest turns are replaced by a summary, which the gateway entry
+   * `summaryAgentName(agentName)` writes. The ModelGateway must serve that
+   * entry with the route of the cheaper model.
+   */
+  readonly maxInputTokens: number;
+
+  /**
+   * Characters of one tool result beyond which it is cut inside its
+   * toolResult, with a note saying so.
+   *
+   * @default 20000
+   */
+  readonly maxToolResultChars?: number;
+}
+
 /** A period with a different number of warm tasks, such as business hours. */
 export interface WarmWindow {
   /** When the window starts, for example `Schedule.cron({ hour: '7', weekDay: 'MON-FRI' })`. */
@@ -116,6 +135,14 @@ export interface AgentServiceProps {
    * @default 4096
    */
   readonly maxTokensPerCall?: number;
+
+  /**
+   * History compression: the oldest turns of a long conversation are
+   * replaced by a summary, and long tool results are cut.
+   *
+   * @default - none, so every call sends the whole history
+   */
+  readonly history?: AgentHistoryCompression;
 
   /**
    * Offer the model a `final_answer` tool whose input carries the answer and

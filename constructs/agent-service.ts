@@ -7,12 +7,15 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { WORKER_ENV, WorkerRuntimeConfig } from '../lambda/shared/contracts';
+import { WORKER_ENV, WorkerRuntimeConfig, summaryAgentName } from '../lambda/shared/contracts';
 import { backlogMetric, backlogScalingSteps, validateProps } from './agent-scaling';
 import { AgentServiceProps } from './agent-service-props';
 import { bundledAssetPath } from './assets';
 
-export type { AgentServiceProps, WarmWindow } from './agent-service-props';
+export type { AgentHistoryCompression, AgentServiceProps, WarmWindow } from './agent-service-props';
+
+/** Characters of one tool result beyond which history compression cuts it. */
+const DEFAULT_MAX_TOOL_RESULT_CHARS = 20_000;
 
 /** Formats a value as cdk-nag prints it in a finding id: a pseudo parameter in brackets, or the literal. */
 function nagText(value: string, pseudoParameter: string): string {
@@ -118,6 +121,15 @@ export class AgentService extends Construct {
       auth: props.auth ?? props.endpoint?.workerAuth() ?? { type: 'none' },
       concurrency: props.concurrency ?? 1,
       confidence: props.confidence ?? false,
+      ...(props.history
+        ? {
+            history: {
+              maxInputTokens: props.history.maxInputTokens,
+              summaryAgent: summaryAgentName(props.agentName),
+              maxToolResultChars: props.history.maxToolResultChars ?? DEFAULT_MAX_TOOL_RESULT_CHARS,
+            },
+          }
+        : {}),
       ...(props.approvalGate ? { approvals: props.approvalGate.workerConfig } : {}),
     };
     const environment: Record<string, string> = {

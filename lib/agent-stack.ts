@@ -18,8 +18,10 @@ import { AgentTool } from '../constructs/agent-tool';
 import { ApprovalGate } from '../constructs/approval-gate';
 import { AUDIT_TABLE_NAME, AuditLog } from '../constructs/audit-log';
 import { ModelGateway } from '../constructs/model-gateway';
+import type { ModelGatewayAgent } from '../constructs/model-gateway-props';
 import { TokenBudget } from '../constructs/token-budget';
 import { AgentConfig, AgentStackConfig, AgentStackConfigInput, AuthConfig, resolveToolEntries, validateConfig } from './config';
+import { SUMMARY_MAX_TOKENS, summaryAgentName } from '../lambda/shared/contracts';
 
 export interface AgentStackProps extends Omit<StackProps, 'env'> {
   /**
@@ -138,7 +140,7 @@ export class AgentStack extends Stack {
     });
     new CfnOutput(this, 'AuditWorkGroupName', { value: this.audit.workGroupName, description: 'Athena workgroup for audit queries, with encrypted results' });
     this.gateway = new ModelGateway(this, 'Gateway', {
-      agents: config.agents.map((agent) => ({
+      agents: config.agents.map((agent): ModelGatewayAgent => ({
         name: agent.name,
         route: config.routes[agent.route],
         maxTokensPerCall: agent.limits.maxTokensPerCall,
@@ -151,7 +153,23 @@ export class AgentStack extends Stack {
           scope: agent.responseCache.scope,
           cacheToolTurns: agent.responseCache.cacheToolTurns,
         },
-      })),
+      })).concat(
+        // The summaries of an agent with history compression come from an
+        // entry of their own, because a gateway entry has one route.
+        config.agents.flatMap((agent): ModelGatewayAgent[] =>
+          agent.history
+            ? [
+                {
+                  name: summaryAgentName(agent.name),
+                  route: config.routes[agent.history.summaryRoute],
+                  maxTokensPerCall: SUMMARY_MAX_TOKENS,
+                  // Each summary call sends other turns, so a cache write would rarely be read.
+                  promptCache: 'off',
+                },
+              ]
+            : [],
+        ),
+      ),
       encryptionKey: this.key,
       memorySize: config.gateway.memoryMiB,
       timeout: Duration.seconds(config.gateway.timeoutSeconds),
@@ -268,6 +286,10 @@ export class AgentStack extends Stack {
         maxTokensPerTask: agent.limits.maxTokensPerTask,
         maxTokensPerCall: agent.limits.maxTokensPerCall,
         confidence: agent.confidence,
+        history: agent.history && {
+          maxInputTokens: agent.history.maxInputTokens,
+          maxToolResultChars: agent.history.maxToolResultChars,
+        },
         maxBodyBytes: this.maxBodyBytes(agent),
         minTasks: agent.scaling.minTasks,
         maxTasks: agent.scaling.maxTasks,

@@ -540,6 +540,40 @@ describe('feedback and confidence from the config', () => {
   });
 });
 
+describe('history compression from the config', () => {
+  // The example config whose support agent compresses its history with summaries from the sonnet route.
+  const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
+  const compressed: AgentStackConfigInput = {
+    ...config,
+    agents: config.agents.map((agent, index) =>
+      index === 0 ? { ...agent, history: { maxInputTokens: 50_000, summaryRoute: 'claude-sonnet' } } : agent,
+    ),
+  };
+  const stack = new AgentStack(new App({ context: NO_BUNDLING }), 'Compressed', { config: compressed, configDir: ROOT });
+  const synth = new StackTemplate(stack);
+  const gatewayFunction = synth.resources[synth.logicalId(stack.gateway.function)].Properties;
+  const runtimeConfig = JSON.parse(flatten(gatewayFunction.Environment.Variables.AGENT_GATEWAY_CONFIG));
+  const [first, second] = config.agents;
+
+  test('history reaches the worker', () => {
+    expect(synth.workerConfigOf(stack.agents[first.name]).history).toEqual({
+      maxInputTokens: 50_000,
+      summaryAgent: `${first.name}.summary`,
+      maxToolResultChars: 20_000,
+    });
+    expect(synth.workerConfigOf(stack.agents[second.name]).history).toBeUndefined();
+  });
+
+  test('gateway serves the summary entry', () => {
+    const summary = runtimeConfig.agents[`${first.name}.summary`];
+
+    expect(summary.route).toEqual(config.routes['claude-sonnet']);
+    expect(summary.maxTokensPerCall).toBe(1_024);
+    expect(summary.promptCache).toBe('off');
+    expect(runtimeConfig.agents[`${second.name}.summary`]).toBeUndefined();
+  });
+});
+
 describe('gateway settings from the config', () => {
   // The example config with a company guardrail, warm instances and its own client and breaker settings.
   const config = loadConfig(path.join(ROOT, 'agent-stack.config.json'));
@@ -823,6 +857,14 @@ describe('construct errors', () => {
 
     expect(() => new AgentService(company.stack, 'Chat', serviceProps(company, { mode: 'realtime' }))).toThrow(
       /a realtime agent needs endpoint/,
+    );
+  });
+
+  test('service history budget too small', () => {
+    const company = companyStack();
+
+    expect(() => new AgentService(company.stack, 'Worker', serviceProps(company, { history: { maxInputTokens: 1_000 } }))).toThrow(
+      /history.maxInputTokens must be a whole number of at least 4096 \(got 1000\)/,
     );
   });
 

@@ -384,6 +384,12 @@ export interface WorkerRuntimeConfig {
 export const SUMMARY_MAX_TOKENS = 1_024;
 
 /**
+ * Smallest input budget of history compression: four summaries' worth, so
+ * that a summary, the system prompt, the tools and the latest turns fit.
+ */
+export const MIN_HISTORY_INPUT_TOKENS = 4 * SUMMARY_MAX_TOKENS;
+
+/**
  * Returns the name of the gateway entry that serves an agent's summary
  * calls. It contains a `.`, which agent names cannot, so it never names
  * another agent.
