@@ -70,7 +70,7 @@ function product(dimensions: readonly string[], agent: AgentDimensions): number 
  * `AgentStack`: for each entry of the metric catalog, the agents that emit
  * it times the value sets of its dimensions. Gateway metrics count for each
  * agent in a gateway's config, summary entries included, with the models
- * and regions of its route; worker, kill switch and feedback metrics count
+ * and regions of its route. Worker, kill switch and feedback metrics count
  * for each agent with a worker, with its tools.
  */
 export function estimateCustomMetrics(workers: readonly WorkerSettings[], gateways: readonly GatewaySettings[]): CustomMetricEstimate {

@@ -18,13 +18,13 @@ export interface IdleItem {
   /** Kind of item, such as `fargate-vcpu`; stable for report.json. */
   readonly kind: string;
   readonly stack: string;
-  /** What is counted, for the report. */
+  /** Label of the counted item, for the report. */
   readonly item: string;
   /** Logical ids of the resources counted. */
   readonly resources: readonly string[];
   /** Quantity per month in the unit of the price, such as vCPU-hours. */
   readonly quantity: number;
-  /** How the quantity is made up, such as `2 tasks x 0.5 vCPU x 730 h`. */
+  /** Derivation of the quantity, such as `2 tasks x 0.5 vCPU x 730 h`. */
   readonly basis: string;
   /** The price to apply; undefined when the table has no such price at all. */
   readonly priceKey?: PriceKey;
@@ -192,9 +192,9 @@ function loadBalancers(stack: StackModel): IdleItem[] {
 
 /**
  * Counts public IPv4 addresses: one per zone of each internet-facing load
- * balancer (at least; it adds addresses as it scales), every Elastic IP,
- * such as a NAT gateway's, and one per task of a service that assigns
- * public IPs.
+ * balancer, every Elastic IP, such as a NAT gateway's, and one per task of
+ * a service that assigns public IPs. A load balancer has at least one
+ * address per zone and adds addresses as it scales.
  */
 function publicAddresses(stack: StackModel): IdleItem[] {
   const items: IdleItem[] = [];
@@ -338,6 +338,7 @@ function alarms(stack: StackModel): IdleItem[] {
   const standardIds: string[] = [];
   const anomalyIds: string[] = [];
   const unpriced: string[] = [];
+
   for (const alarm of stack.ofType('AWS::CloudWatch::Alarm')) {
     const p = alarm.properties;
     const entries = asList(p.Metrics as AlarmMetricEntry[] | undefined);
@@ -356,6 +357,7 @@ function alarms(stack: StackModel): IdleItem[] {
     }
   }
   unpriced.push(...stack.ofType('AWS::CloudWatch::CompositeAlarm').map((a) => a.logicalId));
+
   const items: IdleItem[] = [];
   if (standardIds.length > 0) {
     items.push({ kind: 'alarm-metrics', stack: stack.name, item: 'Alarms: standard resolution', resources: standardIds, quantity: standard, basis: `${standardIds.length} alarm(s) evaluating ${standard} metric(s)`, priceKey: 'alarmMetricMonth' });

@@ -7,10 +7,10 @@
  * the page text without the numbers. A figure is therefore marked with how
  * it was read: on the AWS page itself, from a transcription of the AWS page,
  * or only from third-party summaries of it. The report prints that mark
- * next to every price, so a reviewer knows which figures to confirm.
+ * next to every price, so a reviewer can see which figures to confirm.
  */
 
-/** How a price was checked. */
+/** Check behind a price: where its figure was read. */
 export type PriceCheck =
   /** Read on the AWS page named as the source. */
   | 'aws-page'
@@ -29,7 +29,7 @@ export interface Price {
   /** Date the figure was checked, as YYYY-MM-DD. */
   readonly readOn: string;
   readonly check: PriceCheck;
-  /** What the check found, in a sentence, when more than the mark says. */
+  /** Detail of the check beyond the mark, in a sentence. */
   readonly note?: string;
 }
 
@@ -229,7 +229,7 @@ const US_EAST_1: RegionPrices = {
 export const PRICE_TABLE = {
   /** Date every figure was last checked, as YYYY-MM-DD. */
   readOn: READ_ON,
-  /** Where the figures come from, in one sentence for the report. */
+  /** Origin of the figures, in one sentence for the report. */
   source: 'AWS pricing pages for each service, linked per price; see the Checked column for how each figure was read.',
   regions: { 'us-east-1': US_EAST_1 } as Readonly<Record<string, RegionPrices>>,
 };

@@ -57,10 +57,11 @@ function expandField(field: string, min: number, max: number, names: readonly st
 
 /**
  * Returns the minutes of the week (0 is Sunday 00:00) at which a cron
- * expression of Application Auto Scaling fires, for expressions that repeat
- * every week: minutes, hours and days of the week, with `*` or `?` for the
- * day of the month, `*` for the month and the year. Days of the week are
- * 1 (SUN) to 7 (SAT) or their names. Returns undefined for other schedules.
+ * expression of Application Auto Scaling fires. It reads expressions that
+ * repeat every week: minutes, hours and days of the week, with `*` or `?`
+ * for the day of the month and `*` for the month and the year. Days of the
+ * week are 1 (SUN) to 7 (SAT) or their names. Returns undefined for other
+ * schedules.
  * Source: https://docs.aws.amazon.com/autoscaling/application/userguide/scheduled-scaling-using-cron-expressions.html
  */
 export function weeklyFiringMinutes(schedule: string): number[] | undefined {
@@ -86,7 +87,7 @@ export function weeklyFiringMinutes(schedule: string): number[] | undefined {
 
 /**
  * Returns the minimum capacity averaged over a week. Each scheduled action
- * that sets `MinCapacity` holds from the time it fires until the next one
+ * that sets `MinCapacity` applies from the time it fires until the next one
  * fires, and the week repeats, so the template's `MinCapacity` applies only
  * when no action sets one. Every schedule is read in one time zone, which
  * leaves the weekly average unchanged, except around daylight saving changes.

@@ -1,9 +1,9 @@
 /**
- * The cost of one task of an agent that runs to its caps: the loop cap
- * times the token ceiling of each call, bounded by the task's token cap,
- * priced at the route's most expensive target, with the guardrail text
- * units, budget ledger writes, response cache writes, log ingestion and web
- * ACL requests that the task causes.
+ * The cost of one task of an agent that runs to its caps. Its tokens are the
+ * loop cap times the token ceiling of each call, bounded by the task's token
+ * cap, and priced at the route's most expensive target. The task also
+ * causes guardrail text units, budget ledger writes, response cache writes,
+ * log ingestion and web ACL requests.
  */
 import type { GatewayAgentConfig, ModelPrice, ModelTarget } from '../../../lambda/shared/contracts';
 import { planCounters } from '../../../lambda/gateway/budget/limits';
@@ -51,7 +51,7 @@ export interface VariableLine {
   readonly priceKey?: PriceKey;
   /** Price per unit in US dollars when it does not come from the price table, such as a model's token price. */
   readonly usdPerUnit?: number;
-  /** Where a price that is not from the price table comes from. */
+  /** Origin of a price that is not from the price table. */
   readonly priceSource?: string;
   readonly note?: string;
 }
@@ -91,8 +91,8 @@ function maxPrice(prices: readonly ModelPrice[]): ModelPrice {
 /**
  * Prices a route at its most expensive target. Prices come from the
  * gateway config's `budget.prices`, which the construct writes for every
- * target; without a budget they come from the built-in table of
- * constructs/model-prices.ts with its default regional premium.
+ * target. Without a budget they come from the built-in table of
+ * constructs/model-prices.ts, with its default regional premium.
  */
 function priceRoute(route: readonly ModelTarget[], gateway: GatewaySettings): RoutePrice | undefined {
   const configured = gateway.config.budget?.prices;
