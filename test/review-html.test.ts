@@ -40,7 +40,7 @@ async function openFile(page: Page, file: string): Promise<string[]> {
   let reportFile = '';
 
   beforeAll(async () => {
-    if (!executable) throw new Error(`CI=true and ${MISSING}`);
+    if (!executable) throw new Error(`${MISSING} With CI=true the test fails rather than skip.`);
     const { files } = await reviewOf(synthesizeAgentStack());
     const out = tempDir('html');
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(out, name), text);
