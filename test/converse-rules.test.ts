@@ -387,3 +387,28 @@ describe('token accounting', () => {
     expect(output.usage).toEqual({ inputTokens: 900, outputTokens: 7, totalTokens: 907 });
   });
 });
+
+describe('responder', () => {
+  test('answers by request content', async () => {
+    const responder = await startBedrockServer({
+      respond: (request) => {
+        const messages = (request.body as { messages: Array<{ content: Array<{ text?: string }> }> }).messages;
+        return textResponse(`You said: ${messages.at(-1)?.content[0].text}`);
+      },
+    });
+    try {
+      responder.script(textResponse('Scripted first.'));
+      const client = clientOf(responder);
+      const send = (said: string) =>
+        client.send(new ConverseCommand({ modelId: MODEL, messages: [user({ text: said })] }));
+
+      const first = await send('one');
+      const second = await send('two');
+
+      expect(first.output?.message?.content?.[0].text).toBe('Scripted first.');
+      expect(second.output?.message?.content?.[0].text).toBe('You said: two');
+    } finally {
+      await responder.close();
+    }
+  });
+});

@@ -362,6 +362,13 @@ export interface BedrockServerOptions {
    * @default - none: usage carries no cache counts unless scripted
    */
   readonly promptCache?: PromptCacheAccounting;
+  /**
+   * Returns the response to a Converse or ConverseStream request that the
+   * script has none for, so a long run such as a benchmark can answer by
+   * the request's content instead of by its position.
+   * @default - none: such a request gets a LoopbackScriptEmptyException
+   */
+  readonly respond?: (request: RecordedRequest) => ScriptedResponse;
 }
 
 /** Message type of a rejected request, which the SDK turns into the exception name. */
@@ -415,7 +422,7 @@ export async function startBedrockServer(options: BedrockServerOptions = {}): Pr
         sendError(res, 400, VALIDATION_ERROR_TYPE, violation.message);
         return;
       }
-      const scripted = script.shift();
+      const scripted = script.shift() ?? (isConverse ? options.respond?.(recorded) : undefined);
       if (scripted === undefined) {
         const message =
           `The loopback Bedrock server has no scripted response left for request ` +
