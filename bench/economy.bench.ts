@@ -195,7 +195,8 @@ function printResults(results: BenchResults): void {
   console.log('');
   for (const [name, figure] of Object.entries(results.comparison)) {
     const aim = figure.aimPercent > 0 ? ` (aim ${figure.aimPercent} %: ${figure.met ? 'met' : 'NOT met'})` : '';
-    console.log(`${name}: ${figure.measuredPercent.toFixed(1)} % lower with all on${aim}`);
+    const direction = figure.measuredPercent >= 0 ? 'lower' : 'higher';
+    console.log(`${name}: ${Math.abs(figure.measuredPercent).toFixed(1)} % ${direction} with all on${aim}`);
   }
   const estimate = results.runs.find((run) => run.name === 'all on')!.worker.estimateErrorPercent;
   console.log(
