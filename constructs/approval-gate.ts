@@ -10,6 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { AuditLog } from './audit-log';
 import {
   APPROVAL_ENV,
   APPROVALS_TABLE_KEY,
@@ -82,6 +83,13 @@ export interface ApprovalGateProps {
    * @default logs.RetentionDays.THREE_MONTHS
    */
   readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Audit log that receives a record of every decision and expiry.
+   *
+   * @default - decisions and expiries are kept in the approvals table only
+   */
+  readonly auditLog?: AuditLog;
 }
 
 const DEFAULT_EXPIRY = Duration.hours(24);
@@ -207,10 +215,14 @@ export class ApprovalGate extends Construct {
       timeout: Duration.minutes(1),
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      environment: { [APPROVAL_ENV.config]: Stack.of(this).toJsonString(config) },
+      environment: {
+        [APPROVAL_ENV.config]: Stack.of(this).toJsonString(config),
+        ...props.auditLog?.environment(),
+      },
       environmentEncryption: this.key,
       description: 'ApprovalGate: lists, approves and denies tool call approvals, and expires unanswered ones',
     });
+    props.auditLog?.grantWrite(this.function);
     this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
 
     // Run the expiry sweep on a schedule.

@@ -133,6 +133,10 @@ export class AgentStack extends Stack {
       expireAfterDays: config.audit.expireAfterDays,
       logRetention,
     });
+    new CfnOutput(this, 'AuditStreamName', {
+      value: this.audit.deliveryStream.ref,
+      description: 'Firehose stream of the audit log; pass it to the operator command so that approval decisions are recorded: --audit-stream <name>',
+    });
     new CfnOutput(this, 'AuditBucketName', { value: this.audit.bucket.bucketName, description: 'Bucket of the audit records, with Object Lock' });
     new CfnOutput(this, 'AuditDatabaseName', {
       value: this.audit.databaseName,
@@ -383,6 +387,7 @@ export class AgentStack extends Stack {
       expiry: Duration.minutes(expiryMinutes),
       approvers: approverRoleArns.map((arn) => new iam.ArnPrincipal(arn)),
       logRetention,
+      auditLog: this.audit,
     });
     new CfnOutput(this, 'ApprovalUrl', {
       value: gate.functionUrl.url,

@@ -4,6 +4,7 @@
  * reads, the approver names the operator and the AWS caller, and a decision
  * resumes a background agent through its task queue.
  */
+import type { AuditRecord, AuditSink } from '../lambda/shared/audit';
 import { randomUUID } from 'crypto';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { runAdmin } from '../lambda/admin/cli';
@@ -55,10 +56,23 @@ function refund(overrides: Partial<NewApproval> = {}): NewApproval {
 }
 
 /** Runs the command in process and returns its exit code and output. */
+/** Records the audit sink received, so tests can check what a decision wrote. */
+const audited: AuditRecord[] = [];
+let auditFailure: Error | undefined;
+const auditSink: AuditSink = {
+  record: (record) => audited.push(record),
+  recordNow: async (record) => {
+    if (auditFailure !== undefined) throw auditFailure;
+    audited.push(record);
+  },
+  flush: async () => undefined,
+};
+
 async function admin(...argv: string[]) {
   let stdout = '';
   let stderr = '';
   const code = await runAdmin(['--approvals-table', TABLE, '--by', 'ops-alice', ...argv], {
+    audit: auditSink,
     env: {},
     stdout: (text) => (stdout += text),
     stderr: (text) => (stderr += text),
@@ -104,6 +118,33 @@ describe('admin approvals', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`is approved by ops-alice (${CALLER})`);
     expect(consumed).toMatchObject({ kind: 'consumed', approval: { decidedBy: `ops-alice (${CALLER})`, decisionReason: 'Order checked' } });
+  });
+
+  test('approve writes an audit record', async () => {
+    const request = refund();
+    await store().create(request);
+    audited.length = 0;
+
+    await admin('approvals', 'approve', '--id', request.approvalId, '--reason', 'Order checked');
+
+    expect(audited).toHaveLength(1);
+    expect(audited[0]).toMatchObject({ kind: 'approval', decision: 'approved', approvalId: request.approvalId, agent: request.agent });
+    expect(audited[0].reason).toContain('Order checked');
+  });
+
+  test('failed audit write is reported', async () => {
+    const request = refund();
+    await store().create(request);
+    auditFailure = new Error('Simulated stream outage');
+    try {
+      const result = await admin('approvals', 'deny', '--id', request.approvalId);
+
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('Writing the decision to the audit log failed (Simulated stream outage)');
+      expect((await store().find(request.approvalId))?.state).toBe('denied');
+    } finally {
+      auditFailure = undefined;
+    }
   });
 
   test('approve without sts names operator', async () => {

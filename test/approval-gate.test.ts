@@ -14,6 +14,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { ApprovalGate, type ApprovalGateProps } from '../constructs/approval-gate';
+import { AuditLog } from '../constructs/audit-log';
 import { AgentStack } from '../lib/agent-stack';
 import { ConfigError, loadConfig, validateConfig, type AgentStackConfigInput } from '../lib/config';
 
@@ -93,6 +94,35 @@ class GateStack {
       .flatMap((statement) => asList(statement.Action));
   }
 }
+
+describe('approval gate audit', () => {
+  const app = new App({ context: CONTEXT });
+  const stack = new Stack(app, 'Audited', { env: { region: REGION, account: ACCOUNT } });
+  const auditLog = new AuditLog(stack, 'Audit', {});
+  const gate = new ApprovalGate(stack, 'Gate', { auditLog });
+  const template = Template.fromStack(stack).toJSON();
+  const functionProps = template.Resources[stack.getLogicalId(gate.function.node.defaultChild as CfnElement)].Properties;
+  const streamId = stack.getLogicalId(auditLog.deliveryStream);
+
+  test('function names the audit stream', () => {
+    expect(functionProps.Environment.Variables.AGENT_AUDIT_STREAM).toEqual({ Ref: streamId });
+  });
+
+  test('function may write to the stream', () => {
+    const roleId = stack.getLogicalId(gate.role.node.defaultChild as CfnElement);
+    const statements: Statement[] = Object.values<Json>(template.Resources)
+      .filter((resource) => resource.Type === 'AWS::IAM::Policy')
+      .filter((policy) => asList(policy.Properties.Roles).some((ref: Json) => ref.Ref === roleId))
+      .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+    const onStream = statements.filter((statement) =>
+      asList(statement.Resource).some((arn) => flatten(arn) === `\${${streamId}.Arn}`),
+    );
+
+    expect(onStream.flatMap((statement) => asList(statement.Action)).sort()).toEqual(
+      ['firehose:PutRecord', 'firehose:PutRecordBatch'],
+    );
+  });
+});
 
 describe('approval gate table', () => {
   const synth = new GateStack();

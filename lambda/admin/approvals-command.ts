@@ -5,7 +5,9 @@
  * through the API still have exactly one winner.
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { AuditSink } from '../shared/audit';
 import {
+  approvalAuditRecord,
   approvalView,
   continuationOf,
   type Approval,
@@ -28,6 +30,8 @@ export interface ApprovalsCommandContext {
   readonly by: string;
   /** Returns the ARN of the caller's AWS credentials, or undefined when it cannot be read. */
   readonly callerArn: () => Promise<string | undefined>;
+  /** Audit log that each decision is written to before the command reports it. */
+  readonly audit: AuditSink;
   readonly agent?: string;
   readonly id?: string;
   readonly reason?: string;
@@ -89,6 +93,13 @@ export async function runApprovalsCommand(context: ApprovalsCommandContext): Pro
             '; only a pending request before its deadline can be decided.',
         );
       }
+      // The decision is stored already, so a failed audit write is reported but does not undo it.
+      const auditError = await context.audit
+        .recordNow(approvalAuditRecord(result.approval, decision, `admin:${id}`, context.now(), context.reason))
+        .then(
+          () => undefined,
+          (caught: unknown) => (caught instanceof Error ? caught.message : String(caught)),
+        );
       const { continuation, error } = await sendContinuation(context.sqs, result.approval);
       const resumed =
         continuation === 'none'
@@ -96,13 +107,16 @@ export async function runApprovalsCommand(context: ApprovalsCommandContext): Pro
           : continuation === 'sent'
             ? 'A continuation message resumes the background agent.'
             : `Sending the continuation message failed (${error}); resend it with POST /approvals/{id}/continue on the decision URL.`;
-      print(`Approval ${id} is ${result.approval.state} by ${decidedBy}. ${resumed}`, {
+      const audited =
+        auditError === undefined
+          ? ''
+          : ` Writing the decision to the audit log failed (${auditError}); the approvals table keeps it.`;
+      print(`Approval ${id} is ${result.approval.state} by ${decidedBy}. ${resumed}${audited}`, {
         approval: approvalView(result.approval),
         continuation,
         ...(error === undefined ? {} : { continuationError: error }),
+        ...(auditError === undefined ? {} : { auditError }),
       });
-      // NOTE: decisions made here are not written to the audit log, because
-      // the operator command has no audit sink; the approvals table keeps them.
       return;
     }
     default:

@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util';
+import { AUDIT_STREAM_ENV, NO_AUDIT, type AuditSink } from '../shared/audit';
+import { createFirehoseBatchSender, createFirehoseClient, FirehoseAuditSink } from '../shared/audit-firehose';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -77,6 +79,9 @@ Options:
   --table NAME       ledger table (default: $${LEDGER_TABLE_ENV}; the stack output LedgerTableName)
   --approvals-table NAME
                      approvals table (default: $${APPROVALS_TABLE_ENV}; the stack output ApprovalsTableName)
+  --audit-stream NAME
+                     Firehose stream of the audit log, which records approval decisions
+                     (default: $${AUDIT_STREAM_ENV}; the stack output AuditStreamName)
   --cache-table NAME response cache table (default: $${RESPONSE_CACHE_TABLE_ENV}; the stack output ResponseCacheTableName)
   --user ID          user id, as the gateway receives it from the verified identity
   --id ID            approval id, from the notification or approvals list
@@ -108,6 +113,11 @@ export interface CliEnvironment {
    * @default - STS GetCallerIdentity, skipped when `--endpoint` is set
    */
   readonly callerArn?: () => Promise<string | undefined>;
+  /**
+   * Audit log that approval decisions are written to.
+   * @default - a Firehose sink for `--audit-stream` or $AGENT_AUDIT_STREAM, else none
+   */
+  readonly audit?: AuditSink;
 }
 
 const OPTIONS = {
@@ -127,6 +137,7 @@ const OPTIONS = {
   value: { type: 'string' },
   id: { type: 'string' },
   'approvals-table': { type: 'string' },
+  'audit-stream': { type: 'string' },
   'cache-table': { type: 'string' },
   user: { type: 'string' },
 } as const;
@@ -267,6 +278,16 @@ async function stsCallerArn(options: Options, env: NodeJS.ProcessEnv): Promise<s
   }
 }
 
+/** Returns the audit sink for `--audit-stream` or the environment, or NO_AUDIT when neither names a stream. */
+function auditSinkFor(options: Options, env: NodeJS.ProcessEnv): AuditSink {
+  const streamName = options['audit-stream'] ?? env[AUDIT_STREAM_ENV];
+  if (streamName === undefined || streamName === '') {
+    return NO_AUDIT;
+  }
+  const client = createFirehoseClient({ region: regionOf(options, env) });
+  return new FirehoseAuditSink({ send: createFirehoseBatchSender(client, streamName) });
+}
+
 /** Runs `approvals <subcommand>` against the approvals table. */
 async function runApprovals(subcommands: readonly string[], options: Options, environment: CliEnvironment): Promise<void> {
   const { env } = environment;
@@ -289,6 +310,7 @@ async function runApprovals(subcommands: readonly string[], options: Options, en
       sqs: () => (sqs ??= new SQSClient({ region: regionOf(options, env) })),
       by: options.by ?? env.USER ?? 'operator',
       callerArn: environment.callerArn ?? (() => stsCallerArn(options, env)),
+      audit: environment.audit ?? auditSinkFor(options, env),
       agent: options.agent,
       id: options.id,
       reason: options.reason,

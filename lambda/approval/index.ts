@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { NO_AUDIT } from '../shared/audit';
+import { createAuditSinkFromEnv } from '../shared/audit-firehose';
 import { createApprovalHandler, loadApprovalConfigFromEnv, type ApprovalHandler, type ApprovalLambdaContext } from './handler';
 
 export * from './api';
@@ -18,9 +18,8 @@ export async function handler(event: unknown, context?: ApprovalLambdaContext) {
     config: loadApprovalConfigFromEnv(),
     client: DynamoDBDocumentClient.from(new DynamoDBClient({})),
     sqs: new SQSClient({}),
-    // NOTE: no audit log sink is wired into this function yet, so decisions
-    // and expiries are recorded only in the approvals table.
-    audit: NO_AUDIT,
+    // The sink is NO_AUDIT when the function has no audit stream in its environment.
+    audit: createAuditSinkFromEnv().sink,
   });
   return handle(event, context);
 }
