@@ -30,6 +30,8 @@ export interface ModelCallResult {
   readonly usage: Usage;
   readonly target: ModelTarget;
   readonly latencyMs: number;
+  /** True when a guardrail masked part of the output, which must then never be cached. */
+  readonly guardrailMasked?: boolean;
 }
 
 /** Dependencies that every step may use, built once per handler. */

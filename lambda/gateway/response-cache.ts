@@ -105,12 +105,12 @@ export function uncacheableRequestReason(
 }
 
 /** Returns why a completed model call's result may not be stored, or undefined when it may. */
-// NOTE: a buffered call to a target outside the guardrail's region whose
-// output ApplyGuardrail only masked completes with `end_turn`, and the
-// result carries no sign of the masking, so the masked output is stored.
 export function uncacheableResultReason(result: ModelCallResult): string | undefined {
   if (!CACHEABLE_STOP_REASONS.includes(result.stopReason)) {
     return `stop reason ${result.stopReason}`;
+  }
+  if (result.guardrailMasked === true) {
+    return 'guardrail masked';
   }
   if (result.output.content.some((block) => block.toolUse !== undefined)) {
     return 'tool use';

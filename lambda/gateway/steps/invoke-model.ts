@@ -3,6 +3,7 @@ import {
   type ConverseCommandInput,
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
+import { canonicalJson } from '../../shared/canonical';
 import type {
   ContentBlock,
   ConverseMessage,
@@ -179,9 +180,12 @@ async function converseOnce(
     throw blocked;
   }
   let message = requireOutputMessage(output, target, context.requestId);
+  let guardrailMasked = false;
   if (remote) {
     try {
-      message = await crossRegion.checkOutput(message, target, signal, true);
+      const checked = await crossRegion.checkOutput(message, target, signal, true);
+      guardrailMasked = canonicalJson(checked.content) !== canonicalJson(message.content);
+      message = checked;
     } catch (error) {
       context.failedCall = { target, usage };
       throw error;
@@ -191,6 +195,7 @@ async function converseOnce(
     output: message,
     stopReason: output.stopReason ?? 'unknown',
     usage,
+    ...(guardrailMasked ? { guardrailMasked } : {}),
     target,
     latencyMs: Math.round(now() - startedAt),
   };
