@@ -81,7 +81,13 @@ describe('audit log in the stack', () => {
       .flatMap((r) => r.Properties.Roles.map((role: Json) => role.Ref))
       .sort();
 
-    expect(writers).toEqual([roleId(stack.gateway.role), ...Object.values(stack.agents).map((a) => roleId(a.taskDefinition.taskRole))].sort());
+    // The gateway, the workers and the approval decision function write records; nothing else does.
+    const expected = [
+      roleId(stack.gateway.role),
+      ...Object.values(stack.agents).map((a) => roleId(a.taskDefinition.taskRole)),
+      roleId(stack.approvals!.role),
+    ];
+    expect(writers).toEqual(expected.sort());
   });
 
   test('outputs name bucket, database and workgroup', () => {
