@@ -160,6 +160,9 @@ export class AgentStack extends Stack {
       })).concat(
         // The summaries of an agent with history compression come from an
         // entry of their own, because a gateway entry has one route.
+        // NOTE: so summary calls count against the stack's caps but not the
+        // agent's own. Counting them there needs a gateway request field
+        // that selects the summary route within the agent's entry.
         config.agents.flatMap((agent): ModelGatewayAgent[] =>
           agent.history
             ? [
