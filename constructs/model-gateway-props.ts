@@ -60,6 +60,14 @@ export interface ModelGatewayAgent {
   readonly expectedCallsPer5Minutes?: number;
 
   /**
+   * Agent whose suspension, budgets and rate limits this entry's calls
+   * count against, such as the agent whose history summaries it writes.
+   *
+   * @default - the entry's own name
+   */
+  readonly budgetAgent?: string;
+
+  /**
    * Exact-match response cache: a request equal to an earlier one in
    * every part that reaches the model gets the stored response instead of
    * a model call. The hit reserves and spends no tokens, but

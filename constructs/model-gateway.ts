@@ -297,6 +297,7 @@ function gatewayAgentConfig(agent: ModelGatewayAgent): GatewayAgentConfig {
     maxTokensPerCall: agent.maxTokensPerCall,
     ...(agent.promptCache === undefined || agent.promptCache === 'auto' ? {} : { promptCache: agent.promptCache }),
     ...(agent.expectedCallsPer5Minutes === undefined ? {} : { expectedCallsPer5Minutes: agent.expectedCallsPer5Minutes }),
+    ...(agent.budgetAgent === undefined ? {} : { budgetAgent: agent.budgetAgent }),
   };
   const cached = agent.responseCache === undefined ? config : { ...config, responseCache: responseCacheSettings(agent) };
   if (agent.checkToolResults === false) {

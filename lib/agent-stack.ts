@@ -159,10 +159,8 @@ export class AgentStack extends Stack {
         },
       })).concat(
         // The summaries of an agent with history compression come from an
-        // entry of their own, because a gateway entry has one route.
-        // NOTE: so summary calls count against the stack's caps but not the
-        // agent's own. Counting them there needs a gateway request field
-        // that selects the summary route within the agent's entry.
+        // entry of their own, because a gateway entry has one route. They
+        // count against the agent's own suspension, budgets and rate limits.
         config.agents.flatMap((agent): ModelGatewayAgent[] =>
           agent.history
             ? [
@@ -170,6 +168,7 @@ export class AgentStack extends Stack {
                   name: summaryAgentName(agent.name),
                   route: config.routes[agent.history.summaryRoute],
                   maxTokensPerCall: SUMMARY_MAX_TOKENS,
+                  budgetAgent: agent.name,
                   // Each summary call sends other turns, so a cache write would rarely be read.
                   promptCache: 'off',
                 },

@@ -24,6 +24,7 @@ const agentSchema = z.strictObject({
   promptCache: z.enum(['auto', 'off', 'always']).optional(),
   expectedCallsPer5Minutes: z.number().int().min(0).optional(),
   responseCache: responseCacheSchema.optional(),
+  budgetAgent: z.string().min(1).optional(),
 });
 
 const positiveMs = z.number().int().positive();
@@ -137,6 +138,16 @@ export function validateGatewayConfig(value: unknown, source: string): GatewayRu
     throw new Error(
       `Invalid gateway configuration in ${source}: agents ${cached.join(', ')} have a responseCache, ` +
         'but responseCacheTable is missing. Name the response cache table, or remove responseCache.',
+    );
+  }
+  const strays = Object.entries(parsed.data.agents).filter(
+    ([, agent]) => agent.budgetAgent !== undefined && !Object.hasOwn(parsed.data.agents, agent.budgetAgent),
+  );
+  if (strays.length > 0) {
+    const [name, agent] = strays[0];
+    throw new Error(
+      `Invalid gateway configuration in ${source}: agents.${name}.budgetAgent is ${agent.budgetAgent}, ` +
+        'which is not a configured agent. Name one of the agents, or remove budgetAgent.',
     );
   }
   const unpriced = findUnpricedTargets(parsed.data);

@@ -103,6 +103,12 @@ export interface GatewayAgentConfig {
   readonly expectedCallsPer5Minutes?: number;
   /** Exact-match response cache of the agent. Without it no response is cached. */
   readonly responseCache?: ResponseCacheSettings;
+  /**
+   * Agent whose suspension, budgets and rate limits the calls count
+   * against, such as the agent that a history summary entry serves.
+   * Absent means the entry's own name.
+   */
+  readonly budgetAgent?: string;
 }
 
 /** Scope of an agent's cached responses, which sets the users who share them. */

@@ -75,13 +75,18 @@ export async function settleUsage(
 
 const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
 
+/** Returns the agent whose suspension and limits a request counts against: the entry's `budgetAgent`, or the entry itself. */
+export function budgetAgentOf(context: GatewayContext, request: ResolvedGatewayRequest): string {
+  return context.agentConfig?.budgetAgent ?? request.agent;
+}
+
 /**
  * Raises AgentSuspendedError when the kill switch suspended `agent`. A
  * failed read raises BudgetUnavailableError, unless the budget fails open,
  * in which case the call is served and the failure logged.
  */
 export async function rejectIfSuspended(context: GatewayContext, request: ResolvedGatewayRequest): Promise<void> {
-  const { agent } = request;
+  const agent = budgetAgentOf(context, request);
   const { suspensions, config } = context.services;
   if (suspensions === undefined) {
     return;
@@ -142,7 +147,7 @@ export const budgetStep: GatewayStep = {
       context.reservation = await ledger.reserve(
         {
           requestId: context.requestId,
-          agent: request.agent,
+          agent: budgetAgentOf(context, request),
           userId: request.userId,
           estimatedInputTokens,
           maxTokens: request.maxTokens,
