@@ -163,6 +163,23 @@ describe('gateway budget', () => {
     expect(record?.inputTokens).toBe(12);
   });
 
+  test('caller estimate raises the reservation', async () => {
+    const handle = createGatewayHandler(options(config('estimated', 10_000)));
+    bedrock.script(
+      textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }),
+      textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }),
+    );
+
+    expectSuccess(await handle(gatewayRequest('estimated', { requestId: 'budget-estimate-1', estimatedInputTokens: 900 })));
+    expectSuccess(await handle(gatewayRequest('estimated', { requestId: 'budget-estimate-2', estimatedInputTokens: 1 })));
+
+    const raised = await readItem('reservation#budget-estimate-1', 'reservation');
+    const kept = await readItem('reservation#budget-estimate-2', 'reservation');
+    expect(raised?.tokens).toBe(900 + 100);
+    // A lower caller estimate never lowers the gateway's own.
+    expect(kept?.tokens).toBeGreaterThan(1 + 100);
+  });
+
   test('failed call releases the reservation', async () => {
     const handle = createGatewayHandler(options(config('refunds', 10_000)));
     bedrock.script(errorResponse(400, 'ValidationException'));

@@ -445,6 +445,12 @@ export interface GatewayRequest {
   }>;
   readonly maxTokens?: number;
   readonly temperature?: number;
+  /**
+   * Caller's estimate of the input tokens, margin included. The gateway
+   * reserves the larger of this and its own estimate, so a caller can
+   * raise the reservation but never lower it.
+   */
+  readonly estimatedInputTokens?: number;
 }
 
 /** Token counts of one model call. */

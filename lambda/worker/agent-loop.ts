@@ -24,7 +24,7 @@ import { SessionMemory } from './memory';
 import { putTaskMetrics } from './metrics';
 import { ModelClient, ModelStreamListener } from './model-client';
 import { flushAudit, runInTask } from './task-audit';
-import { EstimateTally } from './token-estimate';
+import { EstimateTally, withMargin } from './token-estimate';
 import { ToolOutcome, ToolRunner, ToolUse, toolResultBlock, toolSpecs } from './tools';
 
 /** Calls of one tool with the same input that stop a task. */
@@ -312,6 +312,7 @@ async function runTaskLoop(
           messages: prepared.messages,
           tools: toolList,
           maxTokens: Math.min(limits.maxTokensPerCall, remaining),
+          estimatedInputTokens: withMargin(prepared.estimatedInputTokens),
         },
         taskSignal,
         listener,

@@ -140,7 +140,8 @@ export const budgetStep: GatewayStep = {
     }
     const request = requireField(context, 'request', this.name);
     const route = requireField(context, 'route', this.name);
-    const estimatedInputTokens = estimateInputTokens(request);
+    // The caller's estimate carries its margin and may only raise the reservation.
+    const estimatedInputTokens = Math.max(estimateInputTokens(request), request.estimatedInputTokens ?? 0);
     try {
       // Checked before the reservation, so that a suspended agent writes nothing to the ledger.
       await rejectIfSuspended(context, request);

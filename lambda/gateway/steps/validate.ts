@@ -41,6 +41,7 @@ export const gatewayRequestSchema = z.strictObject({
   // The upper bound depends on the model, so Bedrock checks it and a value
   // out of range comes back as a ValidationException.
   temperature: z.number().min(0).optional(),
+  estimatedInputTokens: z.number().int().positive().optional(),
 });
 
 /** Object schema that validates the value at `path`, for listing its accepted fields. */
