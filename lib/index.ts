@@ -13,6 +13,7 @@ export * from '../constructs/audit-log';
 export * from '../constructs/gateway-guardrail';
 export * from '../constructs/gateway-guardrail-settings';
 export * from '../constructs/grant-reasons';
+export * from '../constructs/kill-switch';
 export * from '../constructs/model-gateway';
 export * from '../constructs/model-prices';
 export * from '../constructs/token-budget';
@@ -34,6 +35,7 @@ export {
   type AuditTokens,
 } from '../lambda/shared/audit';
 export { AUDIT_RECORD_FIELDS, auditRecordProblems, buildAuditRecord, validateAuditRecord } from '../lambda/shared/audit-record';
+export { summaryAgentName } from '../lambda/shared/contracts';
 export type {
   AgentBudgetConfig,
   ApprovalRuntimeConfig,
