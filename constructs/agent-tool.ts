@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -64,6 +64,15 @@ export interface AgentToolProps {
   readonly policyStatements?: iam.PolicyStatement[];
 
   /**
+   * Why `policyStatements` use a `*` in actions or resources. It is recorded
+   * as the cdk-nag acknowledgement of each wildcard finding on the tool's
+   * role, where reviewers and the review report read it.
+   *
+   * @default - none, so cdk-nag reports each wildcard as an error
+   */
+  readonly wildcardReason?: string;
+
+  /**
    * Key that encrypts a bundled tool's log group and environment.
    *
    * @default - AWS managed keys
@@ -123,6 +132,9 @@ export class AgentTool extends Construct {
     });
     logGroup.grantWrite(role);
     for (const statement of props.policyStatements ?? []) role.addToPrincipalPolicy(statement);
+    if (props.wildcardReason !== undefined) {
+      this.acknowledgeWildcards(role, props.policyStatements ?? [], props.wildcardReason);
+    }
 
     const fn = new nodejs.NodejsFunction(this, 'Function', {
       entry: props.entry,
@@ -161,5 +173,17 @@ export class AgentTool extends Construct {
       actions: ['lambda:InvokeFunction'],
       resourceArns: [this.function.functionArn],
     });
+  }
+
+  /** Records `reason` as the cdk-nag acknowledgement of each wildcard action and resource in `statements`. */
+  private acknowledgeWildcards(role: iam.Role, statements: readonly iam.PolicyStatement[], reason: string): void {
+    const findings = new Set<string>();
+    for (const statement of statements) {
+      statement.actions.filter((action) => action.includes('*')).forEach((action) => findings.add(`Action::${action}`));
+      statement.resources.filter((resource) => resource.includes('*')).forEach((resource) => findings.add(`Resource::${resource}`));
+    }
+    for (const finding of findings) {
+      Validations.of(role).acknowledge({ id: `AwsSolutions-IAM5[${finding}]`, reason });
+    }
   }
 }

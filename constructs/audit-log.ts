@@ -349,7 +349,7 @@ export class AuditLog extends Construct {
         },
       },
     });
-    this.table.addDependency(this.database);
+    this.table.addResourceDependency(this.database);
 
     // Create the Athena workgroup, which encrypts its results and lets no query override that.
     this.workGroupName = Names.uniqueResourceName(this, { maxLength: 128, separator: '-' });

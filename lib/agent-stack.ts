@@ -270,6 +270,7 @@ export class AgentStack extends Stack {
                   memorySize: tool.memoryMiB,
                   maxConcurrency: tool.maxConcurrency,
                   policyStatements: tool.policyStatements.map((s) => new iam.PolicyStatement({ actions: s.actions, resources: s.resources })),
+                  wildcardReason: wildcardReasonOf(tool.policyStatements),
                   encryptionKey: this.key,
                   logRetention,
                 }
@@ -466,3 +467,11 @@ function retentionDays(days: number): logs.RetentionDays {
   return allowed.find((v) => v >= days) ?? logs.RetentionDays.TEN_YEARS;
 }
 
+/** Joins the reasons of the statements that use a wildcard, or returns undefined when none does. */
+function wildcardReasonOf(statements: ReadonlyArray<{ actions: string[]; resources: string[]; reason?: string }>): string | undefined {
+  const reasons = statements
+    .filter((statement) => [...statement.actions, ...statement.resources].some((value) => value.includes('*')))
+    .map((statement) => statement.reason)
+    .filter((reason): reason is string => reason !== undefined);
+  return reasons.length === 0 ? undefined : reasons.join('; ');
+}

@@ -130,6 +130,15 @@ function crossFieldIssues(config: AgentStackConfig): ConfigIssue[] {
       if ('functionArn' in tool.handler && tool.policyStatements.length > 0) {
         add(at('tools', t, 'policyStatements'), 'applies only to bundled tools (handler.entry); grant an existing function its permissions where it is defined');
       }
+      tool.policyStatements.forEach((statement, p) => {
+        const wildcards = [...statement.actions, ...statement.resources].filter((value) => value.includes('*'));
+        if (wildcards.length > 0 && statement.reason === undefined) {
+          add(
+            at('tools', t, 'policyStatements', p),
+            `uses the wildcard ${wildcards.join(', ')}, which cdk-nag rule AwsSolutions-IAM5 rejects unless a reason is recorded; narrow it, or add "reason" saying why the tool needs it`,
+          );
+        }
+      });
     });
 
     const memory = allowedFargateMemory(agent.limits.cpu);

@@ -1134,3 +1134,24 @@ describe('history settings', () => {
     expect(lineFor(error, '$.agents[0].history.maxInputTokens')).not.toBe('');
   });
 });
+
+describe('tool policy wildcards', () => {
+  const statement = { actions: ['s3:GetObject'], resources: ['arn:aws:s3:::company-kb/*'] };
+
+  test('wildcard without reason is rejected', () => {
+    const error = rejectionOf((config) => {
+      config.agents[1].tools[0].policyStatements = [statement];
+    });
+
+    const line = lineFor(error, '$.agents[1].tools[0].policyStatements[0]');
+    expect(line).toContain('uses the wildcard arn:aws:s3:::company-kb/*');
+    expect(line).toContain('add "reason"');
+  });
+
+  test('wildcard with reason is accepted', () => {
+    const config = example();
+    config.agents[1].tools[0].policyStatements = [{ ...statement, reason: 'The tool reads any document of the knowledge base bucket.' }];
+
+    expect(validateConfig(config).agents[1].tools[0].policyStatements[0].reason).toContain('knowledge base');
+  });
+});

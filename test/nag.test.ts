@@ -163,3 +163,26 @@ describe('validation setup', () => {
     expect(() => app.synth()).toThrow(/VisibilityTimeout/);
   });
 });
+
+describe('tool wildcard reasons', () => {
+  test('recorded reason satisfies cdk-nag', () => {
+    const config = JSON.parse(fs.readFileSync(path.join(ROOT, 'agent-stack.config.json'), 'utf8'));
+    const reason = 'The search tool reads any document of the company knowledge base bucket.';
+    config.agents[1].tools[0].policyStatements = [
+      { actions: ['s3:GetObject'], resources: ['arn:aws:s3:::company-kb/*'], reason },
+    ];
+    const app = new App({ context: CONTEXT });
+    new AgentStack(app, 'Wildcards', { config, configDir: ROOT });
+    const nag = new AwsSolutionsChecks(app);
+    Validations.of(app).addPlugins(nag);
+    const nagSpy = jest.spyOn(nag, 'validate');
+
+    app.synth();
+
+    const report = nagSpy.mock.results[0].value as PolicyValidationPluginReport;
+    expect(report.violations).toEqual([]);
+    expect(acknowledgementsIn(app)).toContainEqual(
+      expect.objectContaining({ ruleId: 'AwsSolutions-IAM5[Resource::arn:aws:s3:::company-kb/*]', reason }),
+    );
+  });
+});
