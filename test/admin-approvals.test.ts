@@ -201,6 +201,7 @@ describe('admin approvals', () => {
   test('rejects invalid command lines', async () => {
     const noSubcommand = await admin('approvals');
     const noId = await admin('approvals', 'approve');
+    const notUuid = await admin('approvals', 'approve', '--id', 'approval-42');
     const unknown = await admin('approvals', 'cancel', '--id', randomUUID());
     const missing = await admin('approvals', 'show', '--id', randomUUID());
     let stderr = '';
@@ -214,6 +215,8 @@ describe('admin approvals', () => {
     expect(noSubcommand.code).toBe(2);
     expect(noId.code).toBe(2);
     expect(noId.stderr).toMatch(/needs --id ID/);
+    expect(notUuid.code).toBe(2);
+    expect(notUuid.stderr).toMatch(/Invalid --id approval-42: expected a lower-case UUID/);
     expect(unknown.code).toBe(2);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/does not exist/);

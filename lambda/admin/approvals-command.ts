@@ -141,8 +141,13 @@ async function sendContinuation(
 }
 
 function requireId(context: ApprovalsCommandContext): string {
-  if (context.id === undefined || !APPROVAL_ID.test(context.id)) {
-    throw new ApprovalsUsageError(`approvals ${context.subcommand} needs --id ID, the approval id from the notification (got ${context.id ?? 'none'}).`);
+  if (context.id === undefined) {
+    throw new ApprovalsUsageError(`approvals ${context.subcommand} needs --id ID, the approval id (a UUID) from the notification.`);
+  }
+  if (!APPROVAL_ID.test(context.id)) {
+    throw new ApprovalsUsageError(
+      `Invalid --id ${context.id}: expected a lower-case UUID such as 123e4567-e89b-12d3-a456-426614174000, the approval id from the notification.`,
+    );
   }
   return context.id;
 }
