@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Synthesizes the app into cdk.out when a source file or the config is newer
-// than the last synthesis, then writes the review report of cdk.out to
-// review/. Arguments are passed on to the review command, for example
-// `npm run review -- --fail-on wildcard,public`.
+// Writes the review report of cdk.out to review/, after synthesizing the
+// default app into cdk.out when a source file or the config is newer than
+// the last synthesis. Arguments are passed on to the review command, for
+// example `npm run review -- --fail-on wildcard,public`. An assembly folder
+// among them (`npm run review -- cdk.out.other`) replaces cdk.out and is
+// reviewed as it is, without synthesizing.
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
@@ -26,7 +28,24 @@ function run(command, args) {
   return result.status ?? 1;
 }
 
+/** Options of the review command that take a value, so that the value is not read as an assembly folder. */
+const VALUE_OPTIONS = new Set(['--out', '--against', '--fail-on']);
+
+/** Returns whether `args` contain a positional argument, the assembly folder to review. */
+function namesAssembly(args) {
+  for (let i = 0; i < args.length; i += 1) {
+    if (VALUE_OPTIONS.has(args[i])) i += 1;
+    else if (!args[i].startsWith('-')) return true;
+  }
+  return false;
+}
+
 function main() {
+  const args = process.argv.slice(2);
+  if (namesAssembly(args)) {
+    const reviewArgs = ['--transpile-only', path.join('bin', 'cdk-agent-stack-review.ts'), '--out', 'review', ...args];
+    process.exit(run('npx', ['ts-node', ...reviewArgs]));
+  }
   const manifest = path.join(outDir, 'manifest.json');
   const synthesized = fs.existsSync(manifest) ? fs.statSync(manifest).mtimeMs : 0;
   const changed = Math.max(...SOURCES.map((entry) => newestChange(path.join(root, entry))));
@@ -34,9 +53,10 @@ function main() {
     const status = run('npx', ['cdk', 'synth', '-q', '-o', outDir]);
     if (status !== 0) process.exit(status);
   } else {
-    console.log('cdk.out is newer than the sources; not synthesizing again.');
+    // The check sees only the sources, so cdk.out from `cdk synth -c config=OTHER` is reviewed as it is.
+    console.log('cdk.out is newer than the sources; not synthesizing again. Pass an assembly folder to review another one.');
   }
-  const reviewArgs = ['--transpile-only', path.join('bin', 'cdk-agent-stack-review.ts'), 'cdk.out', '--out', 'review', ...process.argv.slice(2)];
+  const reviewArgs = ['--transpile-only', path.join('bin', 'cdk-agent-stack-review.ts'), 'cdk.out', '--out', 'review', ...args];
   process.exit(run('npx', ['ts-node', ...reviewArgs]));
 }
 
