@@ -5,8 +5,10 @@
  *
  * DynamoDB Local has no option for its listen address, so the jar is started
  * through `DynamoDbLoopback.java`, a single-file launcher that binds its
- * server to 127.0.0.1. Running a source file needs a JDK (Java 11 or newer),
- * not only a JRE. The launcher also skips DynamoDB Local's own main method,
+ * server to 127.0.0.1. Running a source file needs a JDK, not only a JRE,
+ * and DynamoDB Local 2.6.0 and later need Java 17 or newer
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/DynamoDBLocal.DownloadingAndRunning.html),
+ * which is the JDK that .ci/run installs. The launcher also skips DynamoDB Local's own main method,
  * which is where it sends a start-up event to Amazon Pinpoint.
  */
 import { ChildProcess, spawn } from 'child_process';
