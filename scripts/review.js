@@ -53,7 +53,7 @@ function main() {
     const status = run('npx', ['cdk', 'synth', '-q', '-o', outDir]);
     if (status !== 0) process.exit(status);
   } else {
-    // The check sees only the sources, so cdk.out from `cdk synth -c config=OTHER` is reviewed as it is.
+    // The check compares only file times, so cdk.out from `cdk synth -c config=OTHER` is reviewed as it is.
     console.log('cdk.out is newer than the sources; not synthesizing again. Pass an assembly folder to review another one.');
   }
   const reviewArgs = ['--transpile-only', path.join('bin', 'cdk-agent-stack-review.ts'), 'cdk.out', '--out', 'review', ...args];
