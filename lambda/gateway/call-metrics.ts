@@ -101,8 +101,8 @@ export function putCallMetrics(options: CallMetricsOptions): void {
     rollups: [['Agent']],
     metrics: { ModelLatency: { value: latencyMs, unit: 'Milliseconds' } },
   };
-  // A call that reached a model missed the response cache. The average of
-  // CacheHit is the hit rate once a cache step writes 1 for its hits.
+  // A call that reached a model missed the response cache, whose step writes
+  // 1 for each hit, so the average of CacheHit is the hit rate.
   const cacheGroup: MetricGroup = {
     dimensions: ['Agent'],
     metrics: { CacheHit: { value: 0, unit: 'Count' } },
