@@ -12,7 +12,7 @@ import type { KillSwitchConfig } from '../lambda/shared/contracts';
 import { InvalidRequestError } from '../lambda/shared/errors';
 import { Logger } from '../lambda/shared/logger';
 import { MetricsWriter } from '../lambda/shared/metrics';
-import { startDynamoDbLocal, type DynamoDbLocal } from './support/dynamodb-local';
+import { interceptedClient, namedError, startDynamoDbLocal, type DynamoDbLocal } from './support/dynamodb-local';
 
 const TABLE = 'kill-switch';
 const NOW = Date.UTC(2026, 11, 4, 12, 0, 0);
@@ -297,14 +297,11 @@ describe('kill switch budget use', () => {
     const agents = { [broken]: { agent: { daily: { tokens: 100 } } }, [spent]: { agent: { daily: { tokens: 100 } } } };
     await spend(spent, agents, `${spent}-1`, 100);
     // A client that fails every read of the broken agent's counter, and passes everything else to DynamoDB Local.
-    const real = dynamo.documentClient;
-    const failing = Object.create(real) as typeof real;
-    failing.send = ((command: any) => {
-      if (command.input?.Key?.pk === `budget#agent#${broken}`) {
-        return Promise.reject(Object.assign(new Error('Simulated read failure'), { name: 'InternalServerError' }));
-      }
-      return real.send(command);
-    }) as typeof real.send;
+    const failing = interceptedClient(dynamo.documentClient, (command, send) =>
+      command.input?.Key?.pk === `budget#agent#${broken}`
+        ? Promise.reject(namedError('InternalServerError', 'Simulated read failure'))
+        : send(command),
+    );
     const { handle, lines } = killSwitch({ agents }, NOW, failing);
 
     await expect(handle({ 'detail-type': 'Scheduled Event' })).rejects.toThrow(broken);

@@ -27,6 +27,8 @@ import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
   freePort,
+  interceptedClient,
+  namedError,
   startDynamoDbLocal,
   type DynamoDbLocal,
 } from './support/dynamodb-local';
@@ -668,16 +670,14 @@ describe('unreachable ledger', () => {
 
   test('reserve that committed after a timeout is released', async () => {
     const agent = uniqueAgent();
-    const real = dynamo.documentClient;
-    const late = Object.create(real) as typeof real;
     // The reserve transaction reaches DynamoDB Local and commits, but the caller sees a timeout.
-    late.send = (async (command: any) => {
-      const result = await real.send(command);
+    const late = interceptedClient(dynamo.documentClient, async (command, send) => {
+      const result = await send(command);
       if (command.input?.TransactItems?.some((item: any) => item.Put?.Item?.state === 'reserved')) {
-        throw Object.assign(new Error('Simulated request timeout'), { name: 'TimeoutError' });
+        throw namedError('TimeoutError', 'Simulated request timeout');
       }
       return result;
-    }) as typeof real.send;
+    });
     const { ledger, logLines } = ledgerFor(budgetConfig({ agents: { [agent]: { agent: { daily: { tokens: 1_000 } } } } }), {
       client: late,
     });

@@ -30,6 +30,9 @@ import { streamEvents, streamResponse, textStreamSteps } from './support/bedrock
 import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
+  interceptedClient,
+  isReleaseTransaction,
+  namedError,
   startDynamoDbLocal,
   type DynamoDbLocal,
 } from './support/dynamodb-local';
@@ -254,14 +257,12 @@ describe('gateway budget', () => {
 
   test('stream settles after its last event', async () => {
     const sequence: string[] = [];
-    const real = dynamo.documentClient;
-    const recording = Object.create(real) as typeof real;
-    recording.send = ((command: any) => {
-      if (command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state'))) {
+    const recording = interceptedClient(dynamo.documentClient, (command, send) => {
+      if (isReleaseTransaction(command)) {
         sequence.push('settle');
       }
-      return real.send(command);
-    }) as typeof real.send;
+      return send(command);
+    });
     const stream = createGatewayStreamHandler({ ...options(config('settle-order', 10_000)), budgetTableClient: recording });
     bedrock.script(streamResponse(textStreamSteps(['Par', 'is.'], { usage: { inputTokens: 8, outputTokens: 2 } })));
     const writable = new Writable({
@@ -372,17 +373,14 @@ describe('gateway budget', () => {
 
   test('failed settle is retried', async () => {
     let failures = 1;
-    const real = dynamo.documentClient;
-    const flaky = Object.create(real) as typeof real;
-    // The first settle transaction fails as a timeout would; every other call reaches DynamoDB Local.
-    flaky.send = ((command: any) => {
-      const isSettle = command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state'));
-      if (isSettle && failures > 0) {
+    // The first settle transaction fails as a timeout would, and every other call reaches DynamoDB Local.
+    const flaky = interceptedClient(dynamo.documentClient, (command, send) => {
+      if (isReleaseTransaction(command) && failures > 0) {
         failures -= 1;
-        return Promise.reject(Object.assign(new Error('Simulated timeout'), { name: 'TimeoutError' }));
+        return Promise.reject(namedError('TimeoutError', 'Simulated timeout'));
       }
-      return real.send(command);
-    }) as typeof real.send;
+      return send(command);
+    });
     const handle = createGatewayHandler({ ...options(config('flaky-settle', 10_000)), budgetTableClient: flaky });
     bedrock.script(textResponse('Paris.', { usage: { inputTokens: 12, outputTokens: 3 } }));
 
@@ -394,14 +392,9 @@ describe('gateway budget', () => {
   });
 
   test('settle that keeps failing is counted', async () => {
-    const real = dynamo.documentClient;
-    const broken = Object.create(real) as typeof real;
-    broken.send = ((command: any) => {
-      const isSettle = command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state'));
-      return isSettle
-        ? Promise.reject(Object.assign(new Error('Simulated outage'), { name: 'InternalServerError' }))
-        : real.send(command);
-    }) as typeof real.send;
+    const broken = interceptedClient(dynamo.documentClient, (command, send) =>
+      isReleaseTransaction(command) ? Promise.reject(namedError('InternalServerError', 'Simulated outage')) : send(command),
+    );
     const logLines: Array<Record<string, any>> = [];
     const handle = createGatewayHandler({
       ...options(config('broken-settle', 10_000)),

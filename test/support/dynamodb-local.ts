@@ -187,3 +187,27 @@ export async function startDynamoDbLocal(tableName = 'agent-memory'): Promise<Dy
     stop,
   };
 }
+
+/**
+ * Returns a document client that passes each command to `intercept` with a
+ * function that sends it to `client`. A test uses it to fail, delay or
+ * record chosen commands while every other one reaches DynamoDB Local.
+ */
+export function interceptedClient(
+  client: DynamoDBDocumentClient,
+  intercept: (command: any, send: (command: any) => Promise<any>) => Promise<any>,
+): DynamoDBDocumentClient {
+  const wrapped = Object.create(client) as DynamoDBDocumentClient;
+  wrapped.send = ((command: any) => intercept(command, (inner) => client.send(inner))) as DynamoDBDocumentClient['send'];
+  return wrapped;
+}
+
+/** Returns true when `command` is a ledger settle or reclaim: a transaction that moves a reservation's state. */
+export function isReleaseTransaction(command: any): boolean {
+  return command.input?.TransactItems?.some((item: any) => item.Update?.UpdateExpression?.includes('#state')) === true;
+}
+
+/** Returns an error with `name` set, as the SDK raises it. */
+export function namedError(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name });
+}
