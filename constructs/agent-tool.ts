@@ -64,7 +64,7 @@ export interface AgentToolProps {
   readonly policyStatements?: iam.PolicyStatement[];
 
   /**
-   * Why `policyStatements` use a `*` in actions or resources. It is recorded
+   * Reason that `policyStatements` use a `*` in actions or resources. It is recorded
    * as the cdk-nag acknowledgement of each wildcard finding on the tool's
    * role, where reviewers and the review report read it.
    *

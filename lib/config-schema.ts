@@ -80,9 +80,9 @@ const policyStatementSchema = z.strictObject({
   actions: z.array(z.string().regex(/^[a-z0-9-]+:[A-Za-z0-9*]+$/, 'expected service:Action')).min(1),
   resources: z.array(z.string().min(1)).min(1),
   /**
-   * Why the statement needs a `*` in an action or a resource. Required for
-   * such a statement, and recorded as the cdk-nag acknowledgement of each
-   * wildcard, where reviewers and the review report read it.
+   * Reason the statement needs a `*` in an action or a resource. Required
+   * for such a statement, and recorded as the cdk-nag acknowledgement of
+   * each wildcard, where reviewers and the review report read it.
    */
   reason: z.string().min(1).optional(),
 });
