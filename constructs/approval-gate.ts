@@ -105,10 +105,10 @@ const DEFAULT_SWEEP_INTERVAL = Duration.minutes(5);
  * `lambda/shared/approvals.ts` for the request states.
  *
  * A function URL rather than API Gateway, because the API has four routes
- * and only IAM callers: the URL costs nothing beyond the function's
- * invocations, Lambda verifies the SigV4 signature and passes the caller's
- * ARN, and `grantDecide` allows InvokeFunction only through the URL, so an
- * approver cannot invoke the function directly with a forged identity.
+ * and only IAM callers. The URL costs nothing beyond the function's
+ * invocations, and Lambda verifies the SigV4 signature and passes the
+ * caller's ARN. `grantDecide` allows InvokeFunction only through the URL,
+ * so an approver cannot invoke the function directly with a forged identity.
  * Function URLs are not available in every region:
  * https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html
  */

@@ -44,7 +44,7 @@ const MAX_NUMBER_BYTES = 21;
 /**
  * Stop reasons of a complete response. Every other Converse stop reason marks
  * output that is truncated (`max_tokens`, `model_context_window_exceeded`),
- * asks for a tool call (`tool_use`) or was changed by a guardrail
+ * requests a tool call (`tool_use`) or was changed by a guardrail
  * (`guardrail_intervened`, `content_filtered`), and is never cached.
  */
 export const CACHEABLE_STOP_REASONS: readonly string[] = ['end_turn', 'stop_sequence'];

@@ -176,12 +176,12 @@ async function storeResult(
  * Serves a request from the agent's exact-match response cache, or lets
  * it call the model and stores the response. It runs after the input
  * guard and before the budget step, so that a hit reserves and spends no
- * tokens, but still counts against the per-minute request rate (see
- * BudgetLedger.countRequest), still has its output redacted and still gets
- * a `model-call` audit record. A miss stores the response only when the
+ * tokens. A hit still counts against the per-minute request rate (see
+ * BudgetLedger.countRequest), has its output redacted and gets a
+ * `model-call` audit record. A miss stores the response only when the
  * steps after this one completed without an error, so a guardrail block,
  * a failed call and a stream that broke or was cancelled are never stored.
- * Responses that are truncated or ask for a tool call are not stored
+ * Responses that are truncated or request a tool call are not stored
  * either (see uncacheableResultReason). A streamed hit is replayed by the
  * stream handler from `context.response`.
  */
